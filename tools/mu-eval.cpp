@@ -1,108 +1,65 @@
-// mu-eval: forward (and backward) dumps of an engine checkpoint on a batch of tokens,
-// speaking Hugging Face tensor names so results compare directly with HF/PyTorch.
+// mu-eval: evaluate an engine checkpoint.
+//   --tokens: forward (and backward) dumps on a token batch, in Hugging Face tensor names,
+//             so results compare directly with HF/PyTorch;
+//   --data:   mean loss and token accuracy over a data set;
+//   --sample: generate text from a prompt (byte tokenizer).
 #include <cstdio>
-#include <cstring>
 
 #include "core/cli.h"
-#include "core/safetensors.h"
-#include "core/transfer.h"
-#include "model/checkpoint.h"
-#include "model/llama.h"
+#include "core/error.h"
+#include "tools/lib_eval.h"
 
 using namespace mu;
 
-namespace {
-
-// The (B, T+1) integer tensor "tokens" of a safetensors file, as int32.
-std::vector<int32_t> read_tokens(const std::string& path, int* B, int* T1) {
-  SafetensorsFile f(path);
-  MU_CHECK(f.has("tokens"), "%s: no tensor named 'tokens'", path.c_str());
-  const StTensorInfo& t = f.get("tokens");
-  MU_CHECK(t.dtype == DType::I32 || t.dtype == DType::I64 || t.dtype == DType::U16 || t.dtype == DType::U32,
-           "%s: tensor 'tokens' has dtype %s; expected an integer type (I32, I64, U16, U32)", path.c_str(),
-           dtype_name(t.dtype));
-  MU_CHECK(t.shape.ndim == 2 && t.shape[0] >= 1 && t.shape[1] >= 2,
-           "%s: tensor 'tokens' has shape %s; expected (B, T+1) with B >= 1 and T >= 1", path.c_str(),
-           t.shape.str().c_str());
-  *B = static_cast<int>(t.shape[0]);
-  *T1 = static_cast<int>(t.shape[1]);
-  std::vector<float> v(static_cast<size_t>(t.shape.numel()));
-  HostTensor h = HostTensor::f32(t.shape);
-  f.read_f32("tokens", h);
-  std::vector<int32_t> out(v.size());
-  for (size_t i = 0; i < out.size(); i++) out[i] = static_cast<int32_t>(h.f32()[i]);
-  return out;
-}
-
-Device parse_device(const std::string& s) {
-  if (s == "cpu") return Device::CPU;
-  if (s == "cuda") return Device::CUDA;
-  MU_FAIL("--device must be cpu or cuda, got '%s'", s.c_str());
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   return run_main("mu-eval", [&] {
-    std::string model, tokens, out, device = "cpu";
-    bool grads = false, params = false;
-    Cli cli("mu-eval", "Evaluate an llm.mu checkpoint on a token batch; dump logits, loss, gradients.");
+    std::string model, tokens, out, data, device = "cpu";
+    bool grads = false, params = false, sample = false;
+    int batch_size = 8, seq_len = 256;
+    int64_t max_batches = 0;
+    SampleOptions so;
+    so.prompt = "The ";
+    int64_t seed = 1;
+    Cli cli("mu-eval", "Evaluate an llm.mu checkpoint: dump logits/loss/gradients, score a data set, or sample text.");
     cli.add_string("model", &model, "FILE", "engine checkpoint (.safetensors)");
+    cli.add_string("device", &device, "cpu|cuda", "backend to run on");
+    cli.section("dump (--tokens)");
     cli.add_string("tokens", &tokens, "FILE", "safetensors with an integer tensor 'tokens' of shape (B, T+1)");
     cli.add_string("out", &out, "FILE", "output safetensors: logits (B,T,V) F32, loss F32 scalar");
     cli.add_flag("grads", &grads, "also write grad.<HF name> for every parameter (gradient of the mean loss)");
-    cli.add_flag("params", &params, "also write every parameter as <HF name>");
-    cli.add_string("device", &device, "cpu|cuda", "backend to run on");
+    cli.add_flag("params", &params, "also write every parameter under its HF name");
+    cli.section("data set (--data)");
+    cli.add_string("data", &data, "GLOB", "token shards: report mean loss and token accuracy");
+    cli.add_int("batch-size", &batch_size, "sequences per batch");
+    cli.add_int("seq-len", &seq_len, "tokens per sequence");
+    cli.add_int64("max-batches", &max_batches, "stop after N batches (0: the whole data set)");
+    cli.section("sampling (--sample)");
+    cli.add_flag("sample", &sample, "generate text from --prompt (byte tokenizer)");
+    cli.add_string("prompt", &so.prompt, "TEXT", "text to continue");
+    cli.add_int("max-new-tokens", &so.max_new_tokens, "tokens to generate");
+    cli.add_float("temperature", &so.temperature, "softmax temperature (0: greedy)");
+    cli.add_int("top-k", &so.top_k, "sample among the k most likely tokens (0: all)");
+    cli.add_int("context", &so.context, "context window in tokens (0: min(max_position_embeddings, 1024))");
+    cli.add_int64("seed", &seed, "sampling seed");
     if (!cli.parse(argc, argv)) return 0;
-    MU_CHECK(!model.empty() && !tokens.empty() && !out.empty(), "--model, --tokens and --out are required (see --help)");
+    MU_CHECK(!model.empty(), "--model is required (see --help)");
+    const int modes = !tokens.empty() + !data.empty() + sample;
+    MU_CHECK(modes == 1, "give exactly one of --tokens, --data or --sample (see --help)");
     const Device dev = parse_device(device);
-    MU_CHECK(dev == Device::CPU, "--device cuda: the cuda backend is not built yet; use --device cpu");
-
-    LlamaConfig cfg = checkpoint_config(model);
-    int B, T1;
-    std::vector<int32_t> tok = read_tokens(tokens, &B, &T1);
-    const int T = T1 - 1;
-    for (size_t i = 0; i < tok.size(); i++)
-      MU_CHECK(tok[i] >= 0 && tok[i] < cfg.vocab_size, "%s: tokens[%zu, %zu] = %d is outside the vocabulary [0, %d)",
-               tokens.c_str(), i / T1, i % T1, tok[i], cfg.vocab_size);
-    std::vector<int32_t> inputs, targets;
-    for (int b = 0; b < B; b++)
-      for (int t = 0; t < T; t++) {
-        inputs.push_back(tok[static_cast<size_t>(b) * T1 + t]);
-        targets.push_back(tok[static_cast<size_t>(b) * T1 + t + 1]);
-      }
-
-    ArenaPlan plan;
-    Llama::plan(plan, cfg, {B, T}, grads);
-    Arena arena(plan, dev, dev == Device::CPU ? host_available_bytes() : 0, "lower B or T in the tokens file");
-    Llama m(cfg, arena, {B, T}, grads);
-    load_checkpoint_weights(model, cfg, m.weights());
-    m.set_batch(inputs.data(), targets.data());
-    const double loss = m.forward();
-    std::fprintf(stderr, "mu-eval: %s B=%d T=%d loss %.6f\n", cfg.summary().c_str(), B, T, loss);
-
-    std::vector<HostTensor> keep;
-    SafetensorsWriter w;
-    auto add_host = [&](const std::string& name, const Tensor& t, Shape shape) {
-      keep.emplace_back(DType::F32, shape);
-      std::vector<float> v = to_host_f32(t);
-      std::memcpy(keep.back().f32(), v.data(), v.size() * sizeof(float));
-      w.add(name, keep.back());
-    };
-    add_host("logits", m.logits(), m.logits().shape);
-    keep.emplace_back(DType::F32, Shape{});
-    keep.back().f32()[0] = static_cast<float>(loss);
-    w.add("loss", keep.back());
-    if (params)
-      for (const HfView& v : hf_views(m.weights(), cfg)) add_host(v.hf_name, v.view, v.view.shape);
-    if (grads) {
-      m.zero_grads();
-      m.backward(1.0f / static_cast<float>(static_cast<int64_t>(B) * T));
-      for (const HfView& v : hf_views(m.grads(), cfg)) add_host("grad." + v.hf_name, v.view, v.view.shape);
+    if (!tokens.empty()) {
+      MU_CHECK(!out.empty(), "--tokens needs --out");
+      eval_dump(model, tokens, out, grads, params, dev);
+    } else if (!data.empty()) {
+      MU_CHECK(batch_size > 0 && seq_len > 0, "--batch-size and --seq-len must be positive");
+      DataEvalResult r = eval_data(model, data, batch_size, seq_len, max_batches, dev);
+      std::printf("loss %.4f nats/token | accuracy %.4f | %lld tokens\n", r.loss, r.accuracy,
+                  static_cast<long long>(r.tokens));
+    } else {
+      MU_CHECK(so.max_new_tokens > 0, "--max-new-tokens must be positive");
+      so.seed = static_cast<uint64_t>(seed);
+      std::fputs(so.prompt.c_str(), stdout);
+      sample_text(model, so, dev);
     }
-    w.set_metadata("model", model);
-    w.write(out);
-    std::fprintf(stderr, "mu-eval: wrote %s\n", out.c_str());
     return 0;
   });
 }

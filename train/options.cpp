@@ -1,0 +1,70 @@
+#include "train/options.h"
+
+#include "core/error.h"
+
+namespace mu {
+
+void register_options(Cli& cli, TrainOptions& o) {
+  cli.section("model");
+  cli.add_string("config", &o.config, "NAME|FILE", "preset (tiny, demo, smollm2-135m, ...) or HF config.json: fresh init");
+  cli.add_string("model", &o.model, "FILE", "engine checkpoint to start from (fine-tune); excludes --config");
+  cli.add_int64("seed", &o.seed, "seed for initialisation and data shuffling");
+  cli.section("data");
+  cli.add_string("data", &o.data, "GLOB", "training token shards (llm.c .bin format), e.g. 'data/brown_train_*.bin'");
+  cli.add_string("val-data", &o.val_data, "GLOB", "validation shards (optional)");
+  cli.add_int("batch-size", &o.batch_size, "sequences per micro-batch (B)");
+  cli.add_int("seq-len", &o.seq_len, "tokens per sequence (T)");
+  cli.add_int("grad-accum", &o.grad_accum, "micro-batches per optimizer step");
+  cli.add_flag("shuffle", &o.shuffle, "visit the data in a seeded random order of B*T-token windows (--no-shuffle: in order, as llm.c)");
+  cli.section("optimization");
+  cli.add_int64("steps", &o.steps, "total optimizer steps (with --resume, still the total)");
+  cli.add_string("optimizer", &o.optimizer, "adamw", "optimizer");
+  cli.add_float("lr", &o.lr, "peak learning rate");
+  cli.add_float("weight-decay", &o.weight_decay, "AdamW decoupled weight decay (2-D tensors only)");
+  cli.add_float("adam-beta1", &o.adam_beta1, "AdamW beta1");
+  cli.add_float("adam-beta2", &o.adam_beta2, "AdamW beta2");
+  cli.add_float("adam-eps", &o.adam_eps, "AdamW epsilon");
+  cli.add_string("schedule", &o.schedule, "KIND", "LR schedule: constant|cosine|linear|wsd");
+  cli.add_int64("warmup", &o.warmup, "linear warmup steps");
+  cli.add_float("min-lr-ratio", &o.min_lr_ratio, "final LR as a fraction of --lr (cosine, linear, wsd)");
+  cli.add_float("wsd-decay-frac", &o.wsd_decay_frac, "wsd: fraction of the steps spent decaying");
+  cli.add_float("grad-clip", &o.grad_clip, "clip the global gradient norm to this (0 disables)");
+  cli.section("evaluation, checkpoints, logging");
+  cli.add_int64("eval-every", &o.eval_every, "validate every N steps (0: only at the end); needs --val-data");
+  cli.add_int64("eval-steps", &o.eval_steps, "validation micro-batches per evaluation");
+  cli.add_string("out", &o.out, "DIR", "run directory: checkpoints and the final model DIR/model.safetensors");
+  cli.add_int64("save-every", &o.save_every, "write a checkpoint every N steps (0: only at the end)");
+  cli.add_int("keep-checkpoints", &o.keep_checkpoints, "how many recent checkpoints to keep in --out");
+  cli.add_flag("resume", &o.resume, "continue from the latest complete checkpoint in --out");
+  cli.add_int64("stop-after", &o.stop_after,
+                "stop after N steps of this invocation and checkpoint (a job time limit); continue with --resume");
+  cli.add_string("log", &o.log, "FILE", "metrics as JSON lines (one object per step; validation lines carry val_loss)");
+  cli.add_int64("log-every", &o.log_every, "print a progress line every N steps");
+  cli.add_string("device", &o.device, "auto|cpu|cuda", "backend; auto picks cuda when a GPU is present");
+}
+
+void validate_options(const TrainOptions& o) {
+  MU_CHECK(o.config.empty() != o.model.empty(), "give exactly one of --config (fresh init) or --model (a checkpoint)");
+  MU_CHECK(!o.data.empty(), "--data is required (token shards; make them with mu-data)");
+  MU_CHECK(o.batch_size > 0, "--batch-size must be positive (got %d)", o.batch_size);
+  MU_CHECK(o.seq_len > 0, "--seq-len must be positive (got %d)", o.seq_len);
+  MU_CHECK(o.grad_accum > 0, "--grad-accum must be positive (got %d)", o.grad_accum);
+  MU_CHECK(o.steps > 0, "--steps must be positive (got %lld)", static_cast<long long>(o.steps));
+  MU_CHECK(o.lr >= 0, "--lr must be >= 0");
+  MU_CHECK(o.warmup >= 0, "--warmup must be >= 0");
+  MU_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0 (0 disables)");
+  MU_CHECK(o.adam_beta1 >= 0 && o.adam_beta1 < 1, "--adam-beta1 must be in [0, 1)");
+  MU_CHECK(o.adam_beta2 >= 0 && o.adam_beta2 < 1, "--adam-beta2 must be in [0, 1)");
+  MU_CHECK(o.adam_eps > 0, "--adam-eps must be positive");
+  MU_CHECK(o.eval_every >= 0 && o.eval_steps > 0, "--eval-every must be >= 0 and --eval-steps > 0");
+  MU_CHECK(o.save_every >= 0, "--save-every must be >= 0");
+  MU_CHECK(o.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
+  MU_CHECK(o.log_every >= 1, "--log-every must be >= 1");
+  MU_CHECK(o.stop_after >= 0, "--stop-after must be >= 0");
+  MU_CHECK(o.stop_after == 0 || !o.out.empty(), "--stop-after needs --out (it writes a checkpoint to resume from)");
+  MU_CHECK(!o.resume || !o.out.empty(), "--resume needs --out (the run directory to resume from)");
+  MU_CHECK((o.save_every == 0 && !o.resume) || !o.out.empty(), "--save-every needs --out");
+  MU_CHECK(o.optimizer == "adamw", "--optimizer must be adamw (got '%s')", o.optimizer.c_str());
+}
+
+}  // namespace mu

@@ -1,0 +1,42 @@
+// Every mu-train option in one struct; register_options() puts them in the Cli table that
+// both parses the command line and prints --help.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/cli.h"
+
+namespace mu {
+
+struct TrainOptions {
+  // model
+  std::string config;  // preset name or config.json (fresh init)
+  std::string model;   // engine checkpoint to start from (fine-tuning)
+  int64_t seed = 1337;
+  // data
+  std::string data, val_data;
+  int batch_size = 8, seq_len = 256, grad_accum = 1;
+  bool shuffle = true;
+  // steps and optimizer
+  int64_t steps = 1000;
+  std::string optimizer = "adamw";
+  double lr = 3e-4, weight_decay = 0.1, adam_beta1 = 0.9, adam_beta2 = 0.95, adam_eps = 1e-8;
+  std::string schedule = "cosine";
+  int64_t warmup = 0;
+  double min_lr_ratio = 0.1, wsd_decay_frac = 0.2;
+  double grad_clip = 1.0;
+  // evaluation, checkpoints, logging
+  int64_t eval_every = 0, eval_steps = 20, save_every = 0;
+  int keep_checkpoints = 2;
+  std::string out, log;
+  bool resume = false;
+  int64_t log_every = 1;
+  int64_t stop_after = 0;  // leave after this many steps of this invocation (checkpointed)
+  std::string device = "auto";
+};
+
+void register_options(Cli& cli, TrainOptions& o);
+// Cross-field checks with messages naming the flags.
+void validate_options(const TrainOptions& o);
+
+}  // namespace mu

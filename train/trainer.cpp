@@ -1,0 +1,257 @@
+#include "train/trainer.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "core/arena.h"
+#include "core/fileio.h"
+#include "model/checkpoint.h"
+#include "model/llama.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "train/dataloader.h"
+#include "train/metrics.h"
+#include "train/run_dir.h"
+#include "train/shards.h"
+#include "train/train_state.h"
+
+namespace mu {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string fmt_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  long t = std::lround(s);
+  if (t >= 3600) return strformat("%ldh%02ldm", t / 3600, (t / 60) % 60);
+  if (t >= 60) return strformat("%ldm%02lds", t / 60, t % 60);
+  return strformat("%lds", t);
+}
+
+std::string fmt_rate(double tok_s) {
+  if (tok_s >= 1e6) return strformat("%.2fM", tok_s / 1e6);
+  if (tok_s >= 1e3) return strformat("%.1fk", tok_s / 1e3);
+  return strformat("%.0f", tok_s);
+}
+
+Device pick_device(const std::string& d) {
+  size_t free_b, total_b;
+  cuda_mem_info(&free_b, &total_b);
+  if (d == "cpu") return Device::CPU;
+  if (d == "cuda")
+    MU_FAIL("--device cuda: the cuda backend is not part of this build yet; train with --device cpu");
+  MU_CHECK(d == "auto", "--device must be auto, cpu or cuda (got '%s')", d.c_str());
+  if (total_b > 0)
+    std::fprintf(stderr, "mu-train: a GPU is present but the cuda backend is not built yet: training on the cpu\n");
+  return Device::CPU;
+}
+
+// The options that define the trajectory; a resume must not change them.
+nlohmann::json trajectory_options(const TrainOptions& o) {
+  return {{"batch_size", o.batch_size}, {"seq_len", o.seq_len},     {"grad_accum", o.grad_accum},
+          {"shuffle", o.shuffle},       {"seed", o.seed},           {"optimizer", o.optimizer},
+          {"data", o.data}};
+}
+
+void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now, const std::string& path) {
+  for (auto& [key, value] : now.items()) {
+    MU_CHECK(saved.contains(key) && saved[key] == value,
+             "--resume: option %s is %s now but %s in the checkpoint %s; resume with the same value",
+             key.c_str(), value.dump().c_str(), saved.contains(key) ? saved[key].dump().c_str() : "missing",
+             path.c_str());
+  }
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& o) {
+  validate_options(o);
+  const Device dev = pick_device(o.device);
+  const int B = o.batch_size, T = o.seq_len;
+
+  // Resume point, if any.
+  std::string resume_dir;
+  int64_t resume_step = -1;
+  if (o.resume) {
+    resume_step = latest_checkpoint(o.out, &resume_dir);
+    if (resume_step < 0)
+      std::fprintf(stderr, "mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
+  }
+
+  // Model config: from the checkpoint we resume or start from, else the preset / config.json.
+  LlamaConfig cfg;
+  if (resume_step >= 0) cfg = checkpoint_config(resume_dir + "/model.safetensors");
+  else if (!o.model.empty()) cfg = checkpoint_config(o.model);
+  else cfg = load_config(o.config);
+  std::fprintf(stderr, "mu-train: model %s\n", cfg.summary().c_str());
+  if (T > cfg.max_position_embeddings)
+    std::fprintf(stderr, "mu-train: warning: --seq-len %d exceeds max_position_embeddings %d\n", T,
+                 cfg.max_position_embeddings);
+
+  // Data.
+  ShardSet train_data(o.data, cfg.vocab_size);
+  std::unique_ptr<ShardSet> val_data;
+  if (!o.val_data.empty()) val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
+  DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed)});
+  std::fprintf(stderr, "mu-train: data %s: %lld tokens (%lld micro-batches of %dx%d per epoch)\n", o.data.c_str(),
+               static_cast<long long>(train_data.total_tokens()), static_cast<long long>(loader.batches_per_epoch()), B,
+               T);
+
+  // Memory plan: model (params, grads, activations) + optimizer state, allocated once.
+  ArenaPlan plan;
+  Llama::plan(plan, cfg, {B, T}, true);
+  std::vector<ParamRef> refs;
+  {
+    // ParamRefs need tensors; plan with shapes first, bind after allocation.
+    for (const auto& p : llama_param_infos(cfg))
+      refs.push_back({p.name, Tensor(nullptr, DType::F32, dev, p.shape), Tensor(nullptr, DType::F32, dev, p.shape),
+                      p.weight_decay, p.hidden_matrix});
+    AdamW::plan(plan, refs);
+  }
+  const size_t budget = dev == Device::CPU ? host_available_bytes() : 0;
+  std::fprintf(stderr, "mu-train: %s\n", plan.describe(budget).c_str());
+  Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
+  Llama model(cfg, arena, {B, T}, true);
+  refs.clear();
+  {
+    auto params = model.weights().named(cfg), grads = model.grads().named(cfg);
+    auto infos = llama_param_infos(cfg);
+    for (size_t i = 0; i < infos.size(); i++)
+      refs.push_back({infos[i].name, params[i].second, grads[i].second, infos[i].weight_decay, infos[i].hidden_matrix});
+  }
+  AdamWConfig acfg;
+  acfg.beta1 = o.adam_beta1;
+  acfg.beta2 = o.adam_beta2;
+  acfg.eps = o.adam_eps;
+  acfg.weight_decay = o.weight_decay;
+  AdamW opt(refs, arena, acfg);
+
+  // Initial weights and state.
+  int64_t start_step = 0;
+  if (resume_step >= 0) {
+    load_checkpoint_weights(resume_dir + "/model.safetensors", cfg, model.weights());
+    TrainState st = load_train_state(resume_dir + "/state.safetensors", opt.state_tensors());
+    check_resume_options(st.options, trajectory_options(o), resume_dir);
+    loader.set_state(st.loader);
+    opt.set_steps_taken(st.step);
+    start_step = st.step;
+    std::fprintf(stderr, "mu-train: resumed from %s (step %lld)\n", resume_dir.c_str(), static_cast<long long>(st.step));
+  } else if (!o.model.empty()) {
+    load_checkpoint_weights(o.model, cfg, model.weights());
+  } else {
+    model.init_random(static_cast<uint64_t>(o.seed));
+  }
+  if (!o.out.empty()) make_dirs(o.out);
+  MetricsLog metrics(o.log, resume_step >= 0 ? resume_step : -1);
+
+  ScheduleConfig sched;
+  sched.kind = parse_schedule(o.schedule);
+  sched.lr = o.lr;
+  sched.warmup = o.warmup;
+  sched.min_lr_ratio = o.min_lr_ratio;
+  sched.wsd_decay_frac = o.wsd_decay_frac;
+
+  std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(inputs.size());
+  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * o.grad_accum;
+  const float grad_scale = 1.0f / static_cast<float>(tokens_per_step);
+  std::vector<Tensor> grad_list;
+  for (const auto& r : refs) grad_list.push_back(r.grad);
+
+  auto evaluate = [&](int64_t step) {
+    if (!val_data) return;
+    DataLoader vl(*val_data, LoaderConfig{B, T, false, 0});
+    double sum = 0;
+    for (int64_t i = 0; i < o.eval_steps; i++) {
+      vl.next(inputs.data(), targets.data());
+      model.set_batch(inputs.data(), targets.data());
+      sum += model.forward();
+    }
+    const double val = sum / static_cast<double>(o.eval_steps);
+    std::fprintf(stderr, "step %6lld | val loss %.4f\n", static_cast<long long>(step), val);
+    metrics.write({{"step", step}, {"val_loss", val}, {"tokens", step * tokens_per_step}});
+  };
+
+  auto save = [&](int64_t step) {
+    const std::string dir = checkpoint_dir(o.out, step);
+    make_dirs(dir);
+    save_checkpoint(dir + "/model.safetensors", cfg, model.weights());
+    save_train_state(dir + "/state.safetensors", TrainState{step, loader.state(), trajectory_options(o)},
+                     opt.state_tensors());
+    fsync_dir(dir);
+    if (const char* kill = std::getenv("MU_TEST_DIE_BEFORE_MARKER"); kill && std::atoll(kill) == step) {
+      std::fprintf(stderr, "mu-train: MU_TEST_DIE_BEFORE_MARKER: dying before the marker of step %lld\n",
+                   static_cast<long long>(step));
+      std::_Exit(9);  // test hook: a save killed after the files, before the marker
+    }
+    mark_complete(dir, step);
+    prune_checkpoints(o.out, o.keep_checkpoints);
+  };
+
+  std::fprintf(stderr, "mu-train: %lld steps x %lld tokens (B=%d T=%d accum=%d) on %s, %d threads\n",
+               static_cast<long long>(o.steps), static_cast<long long>(tokens_per_step), B, T, o.grad_accum,
+               device_name(dev), omp_get_max_threads());
+  const auto run_start = Clock::now();
+  double step_time_avg = 0;
+  int64_t last_step = o.steps;
+  if (o.stop_after > 0) last_step = std::min(o.steps, start_step + o.stop_after);
+  for (int64_t step = start_step + 1; step <= last_step; step++) {
+    const auto t0 = Clock::now();
+    model.zero_grads();
+    double loss = 0;
+    for (int micro = 0; micro < o.grad_accum; micro++) {
+      loader.next(inputs.data(), targets.data());
+      model.set_batch(inputs.data(), targets.data());
+      loss += model.forward_backward(grad_scale) / o.grad_accum;
+    }
+    ClipResult clip = clip_scale(grad_list, o.grad_clip);
+    MU_CHECK(std::isfinite(loss) && std::isfinite(clip.norm),
+             "step %lld: loss %g, gradient norm %g: training diverged (lower --lr, raise --warmup, or --grad-clip); "
+             "the last checkpoint in %s is intact",
+             static_cast<long long>(step), loss, clip.norm, o.out.empty() ? "(none)" : o.out.c_str());
+    const double lr = lr_at(sched, step - 1, o.steps);
+    opt.step(lr, clip.scale);
+    const double dt = seconds_since(t0);
+    step_time_avg = step == start_step + 1 ? dt : 0.9 * step_time_avg + 0.1 * dt;
+    const double tok_s = tokens_per_step / dt;
+    metrics.write({{"step", step},
+                   {"loss", loss},
+                   {"lr", lr},
+                   {"grad_norm", clip.norm},
+                   {"ms", dt * 1e3},
+                   {"tokens_per_s", tok_s},
+                   {"tokens", step * tokens_per_step}});
+    if (step % o.log_every == 0 || step == o.steps || step == start_step + 1)
+      std::fprintf(stderr, "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %s tok/s | eta %s\n",
+                   static_cast<long long>(step), static_cast<long long>(o.steps), loss, lr, clip.norm, dt * 1e3,
+                   fmt_rate(tok_s).c_str(), fmt_duration(step_time_avg * (o.steps - step)).c_str());
+    if (o.eval_every > 0 && step % o.eval_every == 0 && step != o.steps) evaluate(step);
+    if (o.save_every > 0 && step % o.save_every == 0 && step != o.steps) save(step);
+  }
+  if (last_step < o.steps) {
+    if (o.save_every == 0 || last_step % o.save_every != 0) save(last_step);
+    std::fprintf(stderr, "mu-train: stopped after step %lld of %lld (--stop-after); continue with --resume\n",
+                 static_cast<long long>(last_step), static_cast<long long>(o.steps));
+    return 0;
+  }
+  evaluate(o.steps);
+  if (!o.out.empty()) {
+    if (start_step < o.steps) save(o.steps);
+    save_checkpoint(o.out + "/model.safetensors", cfg, model.weights());
+    std::fprintf(stderr, "mu-train: wrote %s/model.safetensors\n", o.out.c_str());
+  }
+  std::fprintf(stderr, "mu-train: done in %s\n", fmt_duration(seconds_since(run_start)).c_str());
+  return 0;
+}
+
+}  // namespace mu
