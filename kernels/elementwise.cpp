@@ -1,0 +1,64 @@
+// element-wise entries: validate, then dispatch on the device.
+#include "kernels/elementwise.h"
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/op_check.h"
+
+namespace mu {
+
+void add(Tensor out, Tensor a, Tensor b) {
+  const char* op = "add";
+  check_present(op, {{"out", out}, {"a", a}, {"b", b}});
+  check_same_device(op, {out, a, b});
+  check_shape(op, "a", a, out.shape);
+  check_shape(op, "b", b, out.shape);
+  if (out.device == Device::CUDA) fail_cuda_not_built(op);
+  check_cpu_f32(op, {{"out", out}, {"a", a}, {"b", b}});
+  cpu::add(out, a, b);
+}
+
+void accumulate(Tensor dst, Tensor src) {
+  const char* op = "accumulate";
+  check_present(op, {{"dst", dst}, {"src", src}});
+  check_same_device(op, {dst, src});
+  check_shape(op, "src", src, dst.shape);
+  if (dst.device == Device::CUDA) fail_cuda_not_built(op);
+  check_cpu_f32(op, {{"dst", dst}, {"src", src}});
+  cpu::accumulate(dst, src);
+}
+
+void scale(Tensor t, float s) {
+  const char* op = "scale";
+  check_present(op, {{"t", t}});
+  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  check_cpu_f32(op, {{"t", t}});
+  cpu::scale(t, s);
+}
+
+void fill(Tensor t, float v) {
+  const char* op = "fill";
+  check_present(op, {{"t", t}});
+  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  check_cpu_f32(op, {{"t", t}});
+  cpu::fill(t, v);
+}
+
+void copy(Tensor dst, Tensor src) {
+  const char* op = "copy";
+  check_present(op, {{"dst", dst}, {"src", src}});
+  MU_CHECK(dst.numel() == src.numel(), "%s: dst %s and src %s have different element counts", op,
+           dst.str().c_str(), src.str().c_str());
+  check_dtype(op, "src", src, dst.dtype);
+  if (dst.device == Device::CUDA || src.device == Device::CUDA) fail_cuda_not_built(op);
+  cpu::copy(dst, src);
+}
+
+double sum_squares(Tensor t) {
+  const char* op = "sum_squares";
+  check_present(op, {{"t", t}});
+  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  check_cpu_f32(op, {{"t", t}});
+  return cpu::sum_squares(t);
+}
+
+}  // namespace mu

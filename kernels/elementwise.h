@@ -1,0 +1,16 @@
+// Small element-wise ops the model and optimizer need on whole tensors.
+#pragma once
+#include "core/tensor.h"
+
+namespace mu {
+
+void add(Tensor out, Tensor a, Tensor b);  // out = a + b (out may alias a or b); same shapes
+void accumulate(Tensor dst, Tensor src);   // dst += src; same shapes
+void scale(Tensor t, float s);             // t *= s
+void fill(Tensor t, float v);              // t = v
+// dst = src: same numel and dtype (any dtype; shapes may differ, e.g. a flattened view).
+void copy(Tensor dst, Tensor src);
+// sum of t^2, accumulated in double in a fixed order (independent of the thread count).
+double sum_squares(Tensor t);
+
+}  // namespace mu

@@ -1,0 +1,28 @@
+// Row-major GEMM, optionally strided-batched: out = alpha * op(a) @ op(b) + beta * out.
+// The linear layer y = x @ W^T is {out=y, a=x, b=W, trans_b=true}; its backward is
+// dx = dy @ W: {out=dx, a=dy, b=W} and dW += dy^T @ x: {out=dW, a=dy, b=x, trans_a=true, beta=1}.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace mu {
+
+struct MatmulParams {
+  Tensor out;  // (M, N) or (batch, M, N)
+  Tensor a;    // op(a) is (M, K): a is (M, K), or (K, M) when trans_a
+  Tensor b;    // op(b) is (K, N): b is (K, N), or (N, K) when trans_b
+  bool trans_a = false, trans_b = false;
+  float alpha = 1.0f, beta = 0.0f;  // beta 0: out is not read (it may hold NaN)
+  // Batched when > 1: each tensor is then (batch, rows, cols). Its batch items sit
+  // rows*cols elements apart unless a stride is given: a nonzero stride is the distance in
+  // elements between batch items (the shape stays the logical (batch, rows, cols); the
+  // memory the caller provides spans (batch-1)*stride + rows*cols elements).
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_out = 0;
+};
+
+// out must not overlap a or b.
+void matmul(const MatmulParams& p);
+
+}  // namespace mu

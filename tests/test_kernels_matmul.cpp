@@ -1,0 +1,205 @@
+// The cpu GEMM against a naive double-precision triple loop: awkward shapes, all four trans
+// combinations, alpha/beta, strided batches, shapes past every block size; and its errors.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+
+using namespace mu;
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+HostTensor uniform(Shape s, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+  HostTensor t = HostTensor::f32(s);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = u(rng);
+  return t;
+}
+
+HostTensor filled(Shape s, float v) {
+  HostTensor t = HostTensor::f32(s);
+  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = v;
+  return t;
+}
+
+// |got - want| <= atol + rtol * |want| element-wise; reports the first few misses.
+void expect_close(const float* got, const std::vector<double>& want, double atol, double rtol, const char* what) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); i++) {
+    const double err = std::fabs(got[i] - want[i]);
+    if (!(err <= atol + rtol * std::fabs(want[i])) && bad++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " elements off";
+}
+
+// Runs f with the given OpenMP thread count, restoring the previous one.
+template <class F>
+void with_threads(int n, F f) {
+  const int old = omp_get_max_threads();
+  omp_set_num_threads(n);
+  f();
+  omp_set_num_threads(old);
+}
+
+// Reference: out_i = alpha * op(a_i) @ op(b_i) + beta * out_i by the triple loop in double,
+// reading every operand through explicit (batch, row, col) index arithmetic.
+struct MatmulCase {
+  int64_t batch, M, N, K;
+  bool ta, tb;
+  float alpha, beta;
+  int64_t pad_a = 0, pad_b = 0, pad_out = 0;  // extra elements between batch items (strided when > 0)
+};
+
+void run_matmul_case(const MatmulCase& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int64_t ia = c.M * c.K + c.pad_a, ib = c.K * c.N + c.pad_b, io = c.M * c.N + c.pad_out;
+  HostTensor abuf = uniform({c.batch * ia}, rng), bbuf = uniform({c.batch * ib}, rng);
+  const float sentinel = 12345.0f;  // in the gaps between out items: must survive
+  HostTensor obuf = filled({c.batch * io}, sentinel);
+  std::vector<double> old(static_cast<size_t>(c.batch * io));
+  for (int64_t s = 0; s < c.batch; s++)
+    for (int64_t i = 0; i < c.M * c.N; i++) {
+      float v = c.beta == 0.0f ? kNaN : std::uniform_real_distribution<float>(-1, 1)(rng);  // beta 0: never read
+      obuf.f32()[s * io + i] = v;
+      old[s * io + i] = v;
+    }
+  auto A = [&](int64_t s, int64_t i, int64_t k) {  // op(a)(i, k)
+    return static_cast<double>(abuf.f32()[s * ia + (c.ta ? k * c.M + i : i * c.K + k)]);
+  };
+  auto B = [&](int64_t s, int64_t k, int64_t j) {  // op(b)(k, j)
+    return static_cast<double>(bbuf.f32()[s * ib + (c.tb ? j * c.K + k : k * c.N + j)]);
+  };
+  MatmulParams p;
+  const Shape sa = c.ta ? Shape{c.K, c.M} : Shape{c.M, c.K}, sb = c.tb ? Shape{c.N, c.K} : Shape{c.K, c.N};
+  auto batched = [&](Shape s) { return c.batch == 1 ? s : Shape{c.batch, s[0], s[1]}; };
+  p.a = Tensor(abuf.t().data, DType::F32, Device::CPU, batched(sa));
+  p.b = Tensor(bbuf.t().data, DType::F32, Device::CPU, batched(sb));
+  p.out = Tensor(obuf.t().data, DType::F32, Device::CPU, batched({c.M, c.N}));
+  p.trans_a = c.ta;
+  p.trans_b = c.tb;
+  p.alpha = c.alpha;
+  p.beta = c.beta;
+  p.batch = c.batch;
+  if (c.pad_a) p.stride_a = ia;
+  if (c.pad_b) p.stride_b = ib;
+  if (c.pad_out) p.stride_out = io;
+  matmul(p);
+  std::vector<double> want(static_cast<size_t>(c.batch * io), sentinel);
+  for (int64_t s = 0; s < c.batch; s++)
+    for (int64_t i = 0; i < c.M; i++)
+      for (int64_t j = 0; j < c.N; j++) {
+        double acc = 0.0;
+        for (int64_t k = 0; k < c.K; k++) acc += A(s, i, k) * B(s, k, j);
+        double v = c.alpha * acc;
+        if (c.beta != 0.0f) v += c.beta * old[s * io + i * c.N + j];
+        want[s * io + i * c.N + j] = v;
+      }
+  // fp32 products of |x| <= 1 summed over K terms: rounding grows like K * 2^-24 * sum|a b|
+  // <= K^2 * 6e-8; 1e-6 * K (+ relative 1e-6) covers it with margin for K up to ~1000.
+  const double atol = 1e-6 * static_cast<double>(c.K) + 1e-6;
+  const std::string what = "matmul M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) +
+                           " K=" + std::to_string(c.K) + " ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb);
+  expect_close(obuf.f32(), want, atol, 1e-6, what.c_str());
+}
+
+TEST(KernelsMatmul, AllTransCombosAwkward) {
+  uint32_t seed = 100;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      run_matmul_case({1, 37, 53, 29, bool(ta), bool(tb), 1.0f, 0.0f}, seed++);
+      run_matmul_case({1, 37, 53, 29, bool(ta), bool(tb), 0.7f, -1.3f}, seed++);
+      run_matmul_case({1, 1, 1, 1, bool(ta), bool(tb), 1.0f, 0.0f}, seed++);    // a single element
+      run_matmul_case({1, 1, 129, 70, bool(ta), bool(tb), 2.0f, 0.5f}, seed++);  // one row
+    }
+}
+
+// Shapes past every block size of the cpu GEMM (K > 2 * KC, N > NC = 4096, M spanning several
+// row blocks), so the block loops, the beta hand-over between K blocks and the edge tiles all run.
+TEST(KernelsMatmul, LargerThanBlocks) {
+  run_matmul_case({1, 29, 4133, 411, false, true, 1.0f, 0.0f}, 200);
+  run_matmul_case({1, 301, 75, 413, true, false, 0.5f, 1.0f}, 201);
+  run_matmul_case({1, 250, 130, 97, true, true, 1.0f, -2.0f}, 202);
+}
+
+TEST(KernelsMatmul, BatchedStrided) {
+  // batch 3 with gaps between items (non-contiguous strides), all trans combos
+  uint32_t seed = 300;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      run_matmul_case({3, 37, 53, 29, bool(ta), bool(tb), 0.9f, 0.3f, 5, 11, 7}, seed++);
+  run_matmul_case({3, 13, 17, 19, false, false, 1.0f, 0.0f}, seed++);        // contiguous batch
+  run_matmul_case({8, 45, 33, 70, false, true, 1.0f, 0.0f, 0, 3, 1}, seed++);  // one thread per item
+}
+
+TEST(KernelsMatmul, EmptyK) {  // K = 0: out = beta * out
+  HostTensor a = HostTensor::f32({3, 0}), b = HostTensor::f32({0, 4}), out = filled({3, 4}, 2.0f);
+  MatmulParams p;
+  p.out = out;
+  p.a = a;
+  p.b = b;
+  p.beta = 0.5f;
+  matmul(p);
+  for (int i = 0; i < 12; i++) EXPECT_EQ(out.f32()[i], 1.0f);
+}
+
+TEST(KernelsMatmul, BitwiseIndependentOfThreadCount) {
+  std::mt19937 rng(7);
+  HostTensor a = uniform({300, 257}, rng), b = uniform({190, 257}, rng);
+  HostTensor o1 = HostTensor::f32({300, 190}), o2 = HostTensor::f32({300, 190});
+  MatmulParams p;
+  p.a = a;
+  p.b = b;
+  p.trans_b = true;
+  p.out = o1;
+  with_threads(1, [&] { matmul(p); });
+  p.out = o2;
+  with_threads(2, [&] { matmul(p); });
+  EXPECT_EQ(0, std::memcmp(o1.f32(), o2.f32(), o1.t().nbytes()));
+}
+
+TEST(KernelsMatmul, Errors) {
+  HostTensor a = HostTensor::f32({4, 5}), b = HostTensor::f32({5, 6}), out = HostTensor::f32({4, 6});
+  MatmulParams p;
+  p.out = out;
+  p.a = a;
+  p.b = b;
+  EXPECT_NO_THROW(matmul(p));
+  MatmulParams q = p;
+  q.trans_b = true;  // op(b) would be (6, 5): K mismatch
+  EXPECT_THROW(matmul(q), Error);
+  q = p;
+  q.out = HostTensor::f32({4, 7});
+  EXPECT_THROW(matmul(q), Error);
+  HostTensor bh(DType::BF16, {5, 6});
+  q = p;
+  q.b = bh;  // the cpu backend is fp32 only
+  EXPECT_THROW(matmul(q), Error);
+  q = p;
+  q.a = Tensor(out.t().data, DType::F32, Device::CPU, {4, 5});  // out aliases a
+  EXPECT_THROW(matmul(q), Error);
+  q = p;
+  q.batch = 2;  // tensors are not (2, rows, cols)
+  EXPECT_THROW(matmul(q), Error);
+  q = p;
+  q.out = Tensor(out.t().data, DType::F32, Device::CUDA, {4, 6});
+  EXPECT_THROW(matmul(q), Error);  // mixed devices
+  try {
+    q = p;
+    q.out = HostTensor::f32({4, 7});
+    matmul(q);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("matmul"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

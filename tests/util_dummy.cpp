@@ -1,1 +1,0 @@
-// Keeps mu_test_util non-empty before the first util_*.cpp exists.
