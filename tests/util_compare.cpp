@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "core/rng.h"
+
 namespace mu::test {
 
 double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
@@ -72,5 +74,19 @@ void write_text(const std::string& path, const std::string& text) {
   f << text;
   MU_CHECK(f.good(), "cannot write %s", path.c_str());
 }
+
+namespace {
+const char* kWords[] = {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "dogs ", "run ", "fast ", "\n"};
+}
+
+std::vector<uint32_t> synthetic_text_tokens(size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<uint32_t> out;
+  while (out.size() < n)
+    for (const char* c = kWords[rng.below(10)]; *c && out.size() < n; c++) out.push_back(static_cast<unsigned char>(*c));
+  return out;
+}
+
+const char* synthetic_alphabet() { return "thecatsondgrufm. \n"; }
 
 }  // namespace mu::test

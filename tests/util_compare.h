@@ -24,5 +24,10 @@ std::string tool(const std::string& name);  // full path of a built tool
 std::string make_temp_dir(const std::string& tag);
 std::string fixture_dir();                   // MU_FIXTURE_DIR (written by the oracle step)
 void write_text(const std::string& path, const std::string& text);
+// Text-like bytes: words drawn from a small vocabulary ("the cat sat on a mat. ..."), so a
+// model has something to learn; deterministic in seed.
+std::vector<uint32_t> synthetic_text_tokens(size_t n, uint64_t seed);
+// The bytes synthetic_text_tokens() can produce.
+const char* synthetic_alphabet();
 
 }  // namespace mu::test
