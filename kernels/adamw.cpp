@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/adamw_cpu.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -32,7 +33,7 @@ void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHype
     MU_CHECK(t.t.numel() == n, "%s: %s is %s but param is %s (numel must match)", op, t.name, t.t.str().c_str(),
              param.str().c_str());
   check_hyper(op, h);
-  if (param.device == Device::CUDA) fail_cuda_not_built(op);
+  if (param.device == Device::CUDA) return cuda::adamw_update(param, grad, m, v, h);
   check_cpu_f32(op, {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}});
   cpu::adamw_update(param, grad, m, v, h);
 }

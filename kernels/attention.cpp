@@ -2,6 +2,7 @@
 #include "kernels/attention.h"
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -30,7 +31,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor qkv, const AttentionShape&
   check_shape(op, "out", out, out_shape(s));
   check_shape(op, "lse", lse, lse_shape(s));
   check_dtype(op, "lse", lse, DType::F32);
-  if (qkv.device == Device::CUDA) fail_cuda_not_built(op);
+  if (qkv.device == Device::CUDA) return cuda::attention_forward(out, lse, qkv, s);
   check_cpu_f32(op, {{"out", out}, {"qkv", qkv}});
   cpu::attention_forward(out, lse, qkv, s);
 }
@@ -46,7 +47,7 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
   check_shape(op, "dout", dout, out_shape(s));
   check_shape(op, "lse", lse, lse_shape(s));
   check_dtype(op, "lse", lse, DType::F32);
-  if (qkv.device == Device::CUDA) fail_cuda_not_built(op);
+  if (qkv.device == Device::CUDA) return cuda::attention_backward(dqkv, dout, out, lse, qkv, s);
   check_cpu_f32(op, {{"dqkv", dqkv}, {"dout", dout}, {"out", out}, {"qkv", qkv}});
   cpu::attention_backward(dqkv, dout, out, lse, qkv, s);
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -28,7 +29,7 @@ void check_args(const char* op, const char* logits_name, const Tensor& losses, c
 void cross_entropy_forward(Tensor losses, Tensor logits, Tensor targets) {
   const char* op = "cross_entropy_forward";
   check_args(op, "logits", losses, logits, targets);
-  if (logits.device == Device::CUDA) fail_cuda_not_built(op);
+  if (logits.device == Device::CUDA) return cuda::cross_entropy_forward(losses, logits, targets);
   check_cpu_f32(op, {{"logits", logits}});
   cpu::cross_entropy_forward(losses, logits, targets);
 }
@@ -37,7 +38,8 @@ void cross_entropy_forward_backward(Tensor losses, Tensor logits_inout, Tensor t
   const char* op = "cross_entropy_forward_backward";
   check_args(op, "logits_inout", losses, logits_inout, targets);
   MU_CHECK(std::isfinite(grad_scale), "%s: grad_scale %g is not finite", op, grad_scale);
-  if (logits_inout.device == Device::CUDA) fail_cuda_not_built(op);
+  if (logits_inout.device == Device::CUDA)
+    return cuda::cross_entropy_forward_backward(losses, logits_inout, targets, grad_scale);
   check_cpu_f32(op, {{"logits_inout", logits_inout}});
   cpu::cross_entropy_forward_backward(losses, logits_inout, targets, grad_scale);
 }

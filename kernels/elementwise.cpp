@@ -2,6 +2,7 @@
 #include "kernels/elementwise.h"
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -12,7 +13,7 @@ void add(Tensor out, Tensor a, Tensor b) {
   check_same_device(op, {out, a, b});
   check_shape(op, "a", a, out.shape);
   check_shape(op, "b", b, out.shape);
-  if (out.device == Device::CUDA) fail_cuda_not_built(op);
+  if (out.device == Device::CUDA) return cuda::add(out, a, b);
   check_cpu_f32(op, {{"out", out}, {"a", a}, {"b", b}});
   cpu::add(out, a, b);
 }
@@ -22,7 +23,7 @@ void accumulate(Tensor dst, Tensor src) {
   check_present(op, {{"dst", dst}, {"src", src}});
   check_same_device(op, {dst, src});
   check_shape(op, "src", src, dst.shape);
-  if (dst.device == Device::CUDA) fail_cuda_not_built(op);
+  if (dst.device == Device::CUDA) return cuda::accumulate(dst, src);
   check_cpu_f32(op, {{"dst", dst}, {"src", src}});
   cpu::accumulate(dst, src);
 }
@@ -30,7 +31,7 @@ void accumulate(Tensor dst, Tensor src) {
 void scale(Tensor t, float s) {
   const char* op = "scale";
   check_present(op, {{"t", t}});
-  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  if (t.device == Device::CUDA) return cuda::scale(t, s);
   check_cpu_f32(op, {{"t", t}});
   cpu::scale(t, s);
 }
@@ -38,7 +39,7 @@ void scale(Tensor t, float s) {
 void fill(Tensor t, float v) {
   const char* op = "fill";
   check_present(op, {{"t", t}});
-  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  if (t.device == Device::CUDA) return cuda::fill(t, v);
   check_cpu_f32(op, {{"t", t}});
   cpu::fill(t, v);
 }
@@ -48,15 +49,15 @@ void copy(Tensor dst, Tensor src) {
   check_present(op, {{"dst", dst}, {"src", src}});
   MU_CHECK(dst.numel() == src.numel(), "%s: dst %s and src %s have different element counts", op,
            dst.str().c_str(), src.str().c_str());
+  if (dst.device == Device::CUDA || src.device == Device::CUDA) return cuda::copy(dst, src);
   check_dtype(op, "src", src, dst.dtype);
-  if (dst.device == Device::CUDA || src.device == Device::CUDA) fail_cuda_not_built(op);
   cpu::copy(dst, src);
 }
 
 double sum_squares(Tensor t) {
   const char* op = "sum_squares";
   check_present(op, {{"t", t}});
-  if (t.device == Device::CUDA) fail_cuda_not_built(op);
+  if (t.device == Device::CUDA) return cuda::sum_squares(t);
   check_cpu_f32(op, {{"t", t}});
   return cpu::sum_squares(t);
 }

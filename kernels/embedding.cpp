@@ -2,6 +2,7 @@
 #include "kernels/embedding.h"
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -22,7 +23,7 @@ void check_args(const char* op, const char* table_name, const Tensor& table, con
 void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
   const char* op = "embedding_forward";
   check_args(op, "table", table, tokens, "out", out);
-  if (table.device == Device::CUDA) fail_cuda_not_built(op);
+  if (table.device == Device::CUDA) return cuda::embedding_forward(out, tokens, table);
   check_cpu_f32(op, {{"out", out}, {"table", table}});
   cpu::embedding_forward(out, tokens, table);
 }
@@ -30,7 +31,7 @@ void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
 void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
   const char* op = "embedding_backward";
   check_args(op, "dtable", dtable, tokens, "dout", dout);
-  if (dtable.device == Device::CUDA) fail_cuda_not_built(op);
+  if (dtable.device == Device::CUDA) return cuda::embedding_backward(dtable, tokens, dout);
   check_cpu_f32(op, {{"dtable", dtable}, {"dout", dout}});
   cpu::embedding_backward(dtable, tokens, dout);
 }

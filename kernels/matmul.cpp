@@ -2,6 +2,7 @@
 #include "kernels/matmul.h"
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -59,7 +60,7 @@ void matmul(const MatmulParams& p) {
                !overlap(so, span_of(p.b, p.batch, p.stride_b, br * bc)),
            "matmul: out overlaps an input (a or b); the product needs a separate output buffer");
 
-  if (p.out.device == Device::CUDA) fail_cuda_not_built(op);
+  if (p.out.device == Device::CUDA) return cuda::matmul(p);
   check_cpu_f32(op, {{"out", p.out}, {"a", p.a}, {"b", p.b}});
   cpu::matmul(p);
 }

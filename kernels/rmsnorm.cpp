@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -28,7 +29,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps
   check_shape(op, "weight", weight, Shape{C});
   check_dtype(op, "rstd", rstd, DType::F32);
   MU_CHECK(eps >= 0.0f && std::isfinite(eps), "%s: eps is %g, must be finite and >= 0", op, eps);
-  if (x.device == Device::CUDA) fail_cuda_not_built(op);
+  if (x.device == Device::CUDA) return cuda::rmsnorm_forward(out, rstd, x, weight, eps);
   check_cpu_f32(op, {{"out", out}, {"x", x}, {"weight", weight}});
   cpu::rmsnorm_forward(out, rstd, x, weight, eps);
 }
@@ -45,7 +46,7 @@ void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor w
   check_shape(op, "weight", weight, Shape{C});
   check_shape(op, "rstd", rstd, Shape{N});
   check_dtype(op, "rstd", rstd, DType::F32);
-  if (x.device == Device::CUDA) fail_cuda_not_built(op);
+  if (x.device == Device::CUDA) return cuda::rmsnorm_backward(dx, dweight, dout, x, weight, rstd);
   check_cpu_f32(op, {{"dx", dx}, {"dweight", dweight}, {"dout", dout}, {"x", x}, {"weight", weight}});
   cpu::rmsnorm_backward(dx, dweight, dout, x, weight, rstd);
 }

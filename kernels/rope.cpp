@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -97,7 +98,7 @@ void rope_tables(Tensor cos, Tensor sin, const RopeParams& p) {
 void rope_forward(Tensor qkv, int n_rot_heads, Tensor cos, Tensor sin) {
   const char* op = "rope_forward";
   check_rotate(op, "qkv", qkv, n_rot_heads, cos, sin);
-  if (qkv.device == Device::CUDA) fail_cuda_not_built(op);
+  if (qkv.device == Device::CUDA) return cuda::rope_forward(qkv, n_rot_heads, cos, sin);
   check_cpu_f32(op, {{"qkv", qkv}});
   cpu::rope_forward(qkv, n_rot_heads, cos, sin);
 }
@@ -105,7 +106,7 @@ void rope_forward(Tensor qkv, int n_rot_heads, Tensor cos, Tensor sin) {
 void rope_backward(Tensor dqkv, int n_rot_heads, Tensor cos, Tensor sin) {
   const char* op = "rope_backward";
   check_rotate(op, "dqkv", dqkv, n_rot_heads, cos, sin);
-  if (dqkv.device == Device::CUDA) fail_cuda_not_built(op);
+  if (dqkv.device == Device::CUDA) return cuda::rope_backward(dqkv, n_rot_heads, cos, sin);
   check_cpu_f32(op, {{"dqkv", dqkv}});
   cpu::rope_backward(dqkv, n_rot_heads, cos, sin);
 }

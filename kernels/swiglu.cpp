@@ -2,6 +2,7 @@
 #include "kernels/swiglu.h"
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -21,7 +22,7 @@ void swiglu_forward(Tensor out, Tensor gate_up) {
   check_same_device(op, {out, gate_up});
   check_gate_up(op, gate_up);
   check_shape(op, "out", out, Shape{gate_up.size(0), gate_up.size(1) / 2});
-  if (out.device == Device::CUDA) fail_cuda_not_built(op);
+  if (out.device == Device::CUDA) return cuda::swiglu_forward(out, gate_up);
   check_cpu_f32(op, {{"out", out}, {"gate_up", gate_up}});
   cpu::swiglu_forward(out, gate_up);
 }
@@ -33,7 +34,7 @@ void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) {
   check_gate_up(op, gate_up);
   check_shape(op, "dgate_up", dgate_up, gate_up.shape);
   check_shape(op, "dout", dout, Shape{gate_up.size(0), gate_up.size(1) / 2});
-  if (dout.device == Device::CUDA) fail_cuda_not_built(op);
+  if (dout.device == Device::CUDA) return cuda::swiglu_backward(dgate_up, dout, gate_up);
   check_cpu_f32(op, {{"dgate_up", dgate_up}, {"dout", dout}, {"gate_up", gate_up}});
   cpu::swiglu_backward(dgate_up, dout, gate_up);
 }

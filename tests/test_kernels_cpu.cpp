@@ -2,6 +2,8 @@
 // double-precision loops written here (each a different formulation from the kernel's), plus
 // the error contract of every entry point.
 #include <gtest/gtest.h>
+
+#include "core/cuda_check.h"
 #include <omp.h>
 
 #include <cmath>
@@ -466,14 +468,16 @@ TEST(KernelsCpu, Elementwise) {
 }
 
 TEST(KernelsCpu, CudaTensorsFailClearly) {
-  // A cuda tensor reaches the dispatch and gets the not-built message (nothing is touched).
+  // Without a GPU, a cuda tensor reaches the dispatch and gets a clear message (nothing is
+  // touched). With one, the host pointer below would be a real fault: the gpu_* suites cover it.
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present; the gpu_* tests cover cuda tensors";
   static float dummy[64];
   Tensor t(dummy, DType::F32, Device::CUDA, {4, 4});
   try {
     fill(t, 1.0f);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cuda backend is not built"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
   }
   Tensor w(dummy, DType::F32, Device::CUDA, {4});
   Tensor r(dummy, DType::F32, Device::CUDA, {4});

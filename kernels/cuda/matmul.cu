@@ -1,0 +1,209 @@
+// Row-major GEMM through cuBLASLt: out = alpha * op(a) @ op(b) + beta * out, optionally
+// strided-batched (kernels/matmul.h).
+//
+// cuBLASLt is column-major. A row-major (R, C) matrix is the column-major (C, R) matrix with
+// the same memory, so we ask for the transposed product, out^T = op(b)^T @ op(a)^T:
+//   cuBLAS A = our b   (m = N), cuBLAS B = our a   (n = M), k = K, cuBLAS C/D = out (N x M, ld N)
+//   b is (K, N) row-major = (N x K) col-major, ld N: op N   | trans_b: (N, K) = (K x N) col-major, ld K: op T
+//   a is (M, K) row-major = (K x M) col-major, ld K: op N   | trans_a: (K, M) = (M x K) col-major, ld M: op T
+// Operands are BF16 (fp32 accumulation, CUBLAS_COMPUTE_32F) or F32; out is the operands' dtype
+// or F32 (bf16 operands accumulating into an fp32 buffer).
+//
+// Plans (matmul descriptor, layouts, the heuristic's algorithm) are cached per device by
+// everything that shapes them: sizes, trans flags, batch and strides, dtypes, beta != 0 and
+// the pointers' alignment. One cuBLASLt handle and one 32 MiB workspace per device.
+// TODO(arena): the workspace should come from the arena's Workspace region.
+#include <array>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace mu {
+namespace cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+struct DeviceState {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulAlgo_t algo;
+};
+
+// (device, M, N, K, trans_a, trans_b, batch, stride a/b/out, dtype ab, dtype out, beta != 0,
+//  alignment a/b/out)
+using PlanKey = std::array<int64_t, 16>;
+
+std::mutex g_mutex;
+std::map<int, DeviceState> g_devices;
+std::map<PlanKey, Plan> g_plans;
+
+DeviceState& device_state(int dev) {
+  DeviceState& s = g_devices[dev];
+  if (!s.handle) {
+    MU_CUBLAS_CHECK(cublasLtCreate(&s.handle));
+    cudaError_t e = cudaMalloc(&s.workspace, kWorkspaceBytes);
+    MU_CHECK(e == cudaSuccess, "matmul: cudaMalloc of the %zu MiB cuBLASLt workspace failed: %s", kWorkspaceBytes >> 20,
+             cudaGetErrorString(e));
+  }
+  return s;
+}
+
+cudaDataType_t cuda_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+// The largest power of two (<= 256) dividing the address of every batch item.
+int64_t alignment(const void* p, int64_t stride_bytes, int64_t batch) {
+  uint64_t a = reinterpret_cast<uintptr_t>(p) | 256u;
+  if (batch > 1) a |= static_cast<uint64_t>(stride_bytes) | 256u;
+  return static_cast<int64_t>(a & (~a + 1));
+}
+
+cublasLtMatrixLayout_t make_layout(DType t, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  MU_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(t), rows, cols, ld));
+  if (batch > 1) {
+    const int32_t count = static_cast<int32_t>(batch);
+    MU_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+    MU_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+  }
+  return l;
+}
+
+struct Dims {
+  int64_t M, N, K, sa, sb, so;
+};
+
+Plan make_plan(cublasLtHandle_t handle, const MatmulParams& p, const Dims& d, const PlanKey& key) {
+  Plan plan;
+  MU_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_a = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS A is our b
+  const cublasOperation_t op_b = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS B is our a
+  MU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  MU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  // Stored (column-major) shapes of cuBLAS A = b, B = a, C = out.
+  if (p.trans_b)
+    plan.la = make_layout(p.b.dtype, d.K, d.N, d.K, p.batch, d.sb);
+  else
+    plan.la = make_layout(p.b.dtype, d.N, d.K, d.N, p.batch, d.sb);
+  if (p.trans_a)
+    plan.lb = make_layout(p.a.dtype, d.M, d.K, d.M, p.batch, d.sa);
+  else
+    plan.lb = make_layout(p.a.dtype, d.K, d.M, d.K, p.batch, d.sa);
+  plan.lc = make_layout(p.out.dtype, d.N, d.M, d.N, p.batch, d.so);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  MU_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = kWorkspaceBytes;
+  MU_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al_a = static_cast<uint32_t>(key[13]), al_b = static_cast<uint32_t>(key[14]),
+                 al_c = static_cast<uint32_t>(key[15]);
+  // cuBLAS A is our b (key[14]), cuBLAS B is our a (key[13]).
+  MU_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_b, sizeof(al_b)));
+  MU_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_a, sizeof(al_a)));
+  MU_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
+  MU_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+  cublasLtMatmulHeuristicResult_t result = {};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.la, plan.lb, plan.lc, plan.lc, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  MU_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0,
+           "matmul: cuBLASLt has no algorithm for out (%lld, %lld) = op(a)%s @ op(b)%s with K = %lld, batch %lld, "
+           "a %s, b %s, out %s, alignment a/b/out %lld/%lld/%lld bytes (status %d)",
+           static_cast<long long>(d.M), static_cast<long long>(d.N), p.trans_a ? "^T" : "", p.trans_b ? "^T" : "",
+           static_cast<long long>(d.K), static_cast<long long>(p.batch), dtype_name(p.a.dtype), dtype_name(p.b.dtype),
+           dtype_name(p.out.dtype), static_cast<long long>(key[13]), static_cast<long long>(key[14]),
+           static_cast<long long>(key[15]), static_cast<int>(st));
+  plan.algo = result.algo;
+  return plan;
+}
+
+// K == 0: the product is empty, out = beta * out (each batch item; they may sit apart).
+void scale_only(const MatmulParams& p, const Dims& d) {
+  for (int64_t i = 0; i < p.batch; i++) {
+    const int64_t off = i * d.so * static_cast<int64_t>(dtype_size(p.out.dtype));
+    Tensor item(static_cast<char*>(p.out.data) + off, p.out.dtype, Device::CUDA, Shape{d.M, d.N});
+    if (p.beta == 0.0f)
+      fill(item, 0.0f);
+    else
+      scale(item, p.beta);
+  }
+}
+
+}  // namespace
+
+void matmul(const MatmulParams& p) {
+  require_device("matmul");
+  const char* op = "matmul";
+  MU_CHECK((p.a.dtype == DType::BF16 || p.a.dtype == DType::F32) && p.b.dtype == p.a.dtype,
+           "%s: a (%s) and b (%s) must both be BF16 or both F32 on cuda", op, dtype_name(p.a.dtype),
+           dtype_name(p.b.dtype));
+  MU_CHECK(p.out.dtype == p.a.dtype || p.out.dtype == DType::F32,
+           "%s: out has dtype %s; on cuda it must be the operands' dtype (%s) or F32", op, dtype_name(p.out.dtype),
+           dtype_name(p.a.dtype));
+  const int nd = p.out.ndim();
+  Dims d;
+  d.M = p.out.size(nd - 2);
+  d.N = p.out.size(nd - 1);
+  d.K = p.trans_a ? p.a.size(p.a.ndim() - 2) : p.a.size(p.a.ndim() - 1);
+  d.sa = p.stride_a ? p.stride_a : p.a.size(p.a.ndim() - 2) * p.a.size(p.a.ndim() - 1);
+  d.sb = p.stride_b ? p.stride_b : p.b.size(p.b.ndim() - 2) * p.b.size(p.b.ndim() - 1);
+  d.so = p.stride_out ? p.stride_out : d.M * d.N;
+  if (d.M == 0 || d.N == 0 || p.batch == 0) return;
+  if (d.K == 0) return scale_only(p, d);
+  MU_CHECK(p.batch <= INT32_MAX, "%s: batch %lld exceeds cuBLASLt's int32 batch count", op,
+           static_cast<long long>(p.batch));
+
+  int dev = 0;
+  MU_CUDA_CHECK(cudaGetDevice(&dev));
+  const int64_t es_ab = static_cast<int64_t>(dtype_size(p.a.dtype)),
+                es_o = static_cast<int64_t>(dtype_size(p.out.dtype));
+  const PlanKey key = {dev,
+                       d.M,
+                       d.N,
+                       d.K,
+                       p.trans_a,
+                       p.trans_b,
+                       p.batch,
+                       d.sa,
+                       d.sb,
+                       d.so,
+                       static_cast<int64_t>(p.a.dtype),
+                       static_cast<int64_t>(p.out.dtype),
+                       p.beta != 0.0f,
+                       alignment(p.a.data, d.sa * es_ab, p.batch),
+                       alignment(p.b.data, d.sb * es_ab, p.batch),
+                       alignment(p.out.data, d.so * es_o, p.batch)};
+  cublasLtHandle_t handle;
+  void* workspace;
+  const Plan* plan;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    DeviceState& s = device_state(dev);
+    handle = s.handle;
+    workspace = s.workspace;
+    auto it = g_plans.find(key);
+    if (it == g_plans.end()) it = g_plans.emplace(key, make_plan(handle, p, d, key)).first;
+    plan = &it->second;  // std::map nodes are stable
+  }
+  const float alpha = p.alpha, beta = p.beta;
+  MU_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &alpha, p.b.data, plan->la, p.a.data, plan->lb, &beta, p.out.data,
+                                 plan->lc, p.out.data, plan->lc, &plan->algo, workspace, kWorkspaceBytes, 0));
+}
+
+}  // namespace cuda
+}  // namespace mu

@@ -1,0 +1,52 @@
+// Host-side services the CUDA kernels share: the current device's properties (queried once,
+// never hard-coded), a grow-only scratch buffer per device, and the small device-side error
+// record through which kernels report bad data (a token id outside the vocabulary). Plain
+// C++: tools (mu-bench) include it too.
+//
+// Every kernel runs on the legacy default stream (stream 0), so work queued by one op is
+// ordered before the next op's; the scratch buffer is therefore shared by all ops.
+// TODO(arena): the scratch and the cuBLASLt workspace belong in the arena's Workspace region;
+// they are allocated here (once, grow-only) until the op API carries a workspace.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mu {
+namespace cuda {
+
+struct DeviceInfo {
+  int id = -1;
+  std::string name;
+  int cc_major = 0, cc_minor = 0;
+  int sm_count = 0;
+  size_t l2_bytes = 0;
+  size_t smem_optin_bytes = 0;  // the largest dynamic shared memory a block may opt into
+  size_t global_bytes = 0;
+};
+
+// Throws "<op>: ... no CUDA device ..." when no device is usable: every cuda entry calls it
+// first, so a cuda tensor on a machine without a GPU gets a clear error, not a driver code.
+void require_device(const char* op);
+
+// The current device's properties, cached per device. Throws when there is no device.
+const DeviceInfo& device_info();
+
+// A device buffer of at least `bytes`, reused by every op on the current device. Its
+// contents do not survive the next op. Growing it synchronises the device first (an earlier
+// kernel may still read the old buffer).
+void* scratch(size_t bytes);
+
+// Bytes rounded up so consecutive carve-outs of the scratch stay 256-byte aligned.
+inline size_t scratch_align(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// The error record: one int on the device. reset_error_record() queues "no error" (a value
+// larger than any position); kernels atomicMin the first bad position into it;
+// read_error_record() waits for the device and returns it.
+int* error_record();
+void reset_error_record();
+int read_error_record();
+constexpr int kNoError = 0x7f7f7f7f;  // what reset writes (memset to 0x7f bytes)
+
+}  // namespace cuda
+}  // namespace mu

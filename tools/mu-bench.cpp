@@ -1,0 +1,434 @@
+// mu-bench: throughput of the cuda backend on this GPU.
+//   1. ceilings: device copy bandwidth (cudaMemcpy and a plain copy kernel) and the bf16 GEMM
+//      rate of cuBLASLt (M = N = K = --gemm-size);
+//   2. every kernel, forward and backward, at the training sizes of a model preset
+//      (--config, --batch-size, --seq-len): time, GB/s or TFLOP/s, and the fraction of the
+//      measured ceiling;
+//   3. a full training step (forward, backward, AdamW with fp32 masters): tokens/s and MFU.
+// Timing: CUDA events around each run after warm-up runs, the median of --runs; inputs rotate
+// over enough buffer sets to exceed twice the L2 cache, so no run finds its data cached.
+// Bytes are what each kernel must move at least (its reads and writes of whole tensors);
+// attention FLOPs follow the usual FlashAttention accounting (forward 4*B*H*T*T*D/2 causal,
+// backward 2.5x forward), though the deterministic backward executes 3.5x.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/cli.h"
+#include "core/cuda_check.h"
+#include "kernels/adamw_master.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/runtime.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/residual_rmsnorm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "model/config.h"
+#include "model/llama.h"
+
+using namespace mu;
+
+namespace {
+
+struct Options {
+  std::string config = "llama-3.2-1b";
+  int batch = 4, seq = 2048, runs = 20, warmup = 3, step_runs = 5;
+  int64_t gemm = 8192;
+  double peak_tflops = 0.0;  // 0: MFU against the measured GEMM rate only
+  bool step = true;
+  std::string json;
+};
+
+// Device memory owned by the benchmark, freed at exit.
+class Pool {
+ public:
+  ~Pool() {
+    for (void* p : ptrs_) cudaFree(p);
+  }
+  Tensor make(DType t, Shape s, float fill_value = 0.01f) {
+    void* p = nullptr;
+    const size_t bytes = std::max<size_t>(256, static_cast<size_t>(s.numel()) * dtype_size(t));
+    MU_CUDA_CHECK(cudaMalloc(&p, bytes));
+    ptrs_.push_back(p);
+    Tensor x(p, t, Device::CUDA, s);
+    if (t == DType::F32 || t == DType::BF16) fill(x, fill_value);
+    return x;
+  }
+  Tensor tokens(int64_t n, int64_t V, uint32_t seed) {
+    Tensor x = make(DType::I32, {n});
+    std::mt19937 rng(seed);
+    std::vector<int32_t> h(n);
+    for (auto& v : h) v = static_cast<int32_t>(rng() % V);
+    MU_CUDA_CHECK(cudaMemcpy(x.data, h.data(), n * 4, cudaMemcpyHostToDevice));
+    return x;
+  }
+
+ private:
+  std::vector<void*> ptrs_;
+};
+
+// Median milliseconds of fn(set) over `runs` runs after `warmup`, cycling through nsets sets.
+double median_ms(const std::function<void(int)>& fn, int nsets, int warmup, int runs) {
+  for (int i = 0; i < warmup; i++) fn(i % nsets);
+  std::vector<cudaEvent_t> ev(2 * runs);
+  for (auto& e : ev) MU_CUDA_CHECK(cudaEventCreate(&e));
+  for (int i = 0; i < runs; i++) {
+    MU_CUDA_CHECK(cudaEventRecord(ev[2 * i]));
+    fn((warmup + i) % nsets);
+    MU_CUDA_CHECK(cudaEventRecord(ev[2 * i + 1]));
+  }
+  MU_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ms(runs);
+  for (int i = 0; i < runs; i++) {
+    float t = 0;
+    MU_CUDA_CHECK(cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]));
+    ms[i] = t;
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::sort(ms.begin(), ms.end());
+  return ms[runs / 2];
+}
+
+struct Row {
+  std::string name, shape;
+  double ms = 0, bytes = 0, flops = 0;  // one of bytes/flops is set
+  double rate = 0, frac = 0;            // GB/s or TFLOP/s, fraction of the ceiling
+};
+
+class Bench {
+ public:
+  Bench(const Options& o, size_t l2) : o_(o), l2_(l2) {}
+  double copy_gbs = 0, gemm_tflops = 0;
+  std::vector<Row> rows;
+
+  // Sets needed for `set_bytes` per set to exceed twice the L2 (at most 16).
+  int sets_for(double set_bytes) const {
+    return static_cast<int>(std::clamp<double>(std::ceil(2.0 * l2_ / std::max(set_bytes, 1.0)), 1, 16));
+  }
+  void memory_bound(const std::string& name, const std::string& shape, double bytes, int nsets,
+                    const std::function<void(int)>& fn) {
+    Row r{name, shape};
+    r.ms = median_ms(fn, nsets, o_.warmup, o_.runs);
+    r.bytes = bytes;
+    r.rate = bytes / (r.ms * 1e-3) / 1e9;
+    r.frac = copy_gbs > 0 ? r.rate / copy_gbs : 0;
+    print(r, "GB/s");
+    rows.push_back(r);
+  }
+  void compute_bound(const std::string& name, const std::string& shape, double flops, int nsets,
+                     const std::function<void(int)>& fn) {
+    Row r{name, shape};
+    r.ms = median_ms(fn, nsets, o_.warmup, o_.runs);
+    r.flops = flops;
+    r.rate = flops / (r.ms * 1e-3) / 1e12;
+    r.frac = gemm_tflops > 0 ? r.rate / gemm_tflops : 0;
+    print(r, "TFLOP/s");
+    rows.push_back(r);
+  }
+  static void print(const Row& r, const char* unit) {
+    std::printf("  %-30s %-26s %10.1f us %9.1f %-7s %5.1f%%\n", r.name.c_str(), r.shape.c_str(), r.ms * 1e3, r.rate,
+                unit, 100 * r.frac);
+    std::fflush(stdout);
+  }
+
+ private:
+  const Options& o_;
+  size_t l2_;
+};
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s;
+  for (int64_t x : d) s += (s.empty() ? "" : "x") + std::to_string(x);
+  return s;
+}
+
+void bench_ceilings(Bench& b, Pool& pool, const Options& o, const cuda::DeviceInfo& dev) {
+  std::printf("ceilings\n");
+  const int64_t bytes = std::max<int64_t>(int64_t{1} << 30, 8 * static_cast<int64_t>(dev.l2_bytes));
+  Tensor src = pool.make(DType::U8, {bytes}), dst = pool.make(DType::U8, {bytes});
+  Row r{"cudaMemcpy D2D", dims({bytes})};
+  r.ms = median_ms([&](int) { MU_CUDA_CHECK(cudaMemcpy(dst.data, src.data, bytes, cudaMemcpyDeviceToDevice)); }, 1,
+                   o.warmup, o.runs);
+  r.bytes = 2.0 * bytes;
+  r.rate = r.bytes / (r.ms * 1e-3) / 1e9;
+  Bench::print(r, "GB/s");
+  b.rows.push_back(r);
+  Row k{"copy kernel", dims({bytes})};
+  k.ms = median_ms([&](int) { cuda::bench_copy_kernel(dst.data, src.data, bytes); }, 1, o.warmup, o.runs);
+  k.bytes = 2.0 * bytes;
+  k.rate = k.bytes / (k.ms * 1e-3) / 1e9;
+  Bench::print(k, "GB/s");
+  b.rows.push_back(k);
+  b.copy_gbs = std::max(r.rate, k.rate);
+
+  const int64_t n = o.gemm;
+  Tensor a = pool.make(DType::BF16, {n, n}), w = pool.make(DType::BF16, {n, n}), c = pool.make(DType::BF16, {n, n});
+  Row g{"bf16 GEMM (cuBLASLt)", dims({n, n, n})};
+  g.ms = median_ms(
+      [&](int) {
+        MatmulParams p;
+        p.out = c;
+        p.a = a;
+        p.b = w;
+        p.trans_b = true;
+        matmul(p);
+      },
+      1, o.warmup, o.runs);
+  g.flops = 2.0 * n * n * n;
+  g.rate = g.flops / (g.ms * 1e-3) / 1e12;
+  Bench::print(g, "TFLOP/s");
+  b.rows.push_back(g);
+  b.gemm_tflops = g.rate;
+  std::printf("  ceiling: copy %.0f GB/s, bf16 GEMM %.1f TFLOP/s\n", b.copy_gbs, b.gemm_tflops);
+}
+
+void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o) {
+  const int64_t B = o.batch, T = o.seq, N = B * T, C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, Ht = H + 2 * Hkv;
+  const DType bf = DType::BF16;
+  std::printf("kernels at %s training sizes: B=%lld T=%lld (N=%lld tokens)\n", o.config.c_str(),
+              static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(N));
+  const double act = N * C * 2.0;  // one (N, C) bf16 tensor
+
+  // Rotating sets of the tensors each kernel touches.
+  auto sets = [&](double set_bytes, const std::function<std::vector<Tensor>()>& mk) {
+    std::vector<std::vector<Tensor>> s(b.sets_for(set_bytes));
+    for (auto& x : s) x = mk();
+    return s;
+  };
+  {
+    auto s = sets(2 * act, [&] { return std::vector<Tensor>{pool.make(bf, {N, C}), pool.tokens(N, V, 1)}; });
+    Tensor table = pool.make(bf, {V, C});
+    b.memory_bound("embedding fwd", dims({N, C}), 2 * act + N * 4.0, static_cast<int>(s.size()),
+                   [&](int i) { embedding_forward(s[i][0], s[i][1], table); });
+    Tensor dtable = pool.make(bf, {V, C});
+    b.memory_bound("embedding bwd (+host bucketing)", dims({N, C}), act + 2.0 * std::min(N, V) * C * 2,
+                   static_cast<int>(s.size()), [&](int i) { embedding_backward(dtable, s[i][1], s[i][0]); });
+  }
+  {
+    Tensor w = pool.make(bf, {C}, 1.0f), dw = pool.make(bf, {C});
+    auto s = sets(6 * act, [&] {
+      return std::vector<Tensor>{pool.make(bf, {N, C}), pool.make(bf, {N, C}), pool.make(DType::F32, {N}),
+                                 pool.make(bf, {N, C}), pool.make(bf, {N, C}), pool.make(bf, {N, C})};
+    });
+    const int ns = static_cast<int>(s.size());
+    b.memory_bound("rmsnorm fwd", dims({N, C}), 2 * act, ns,
+                   [&](int i) { rmsnorm_forward(s[i][1], s[i][2], s[i][0], w, 1e-5f); });
+    b.memory_bound("residual+rmsnorm fwd", dims({N, C}), 4 * act, ns,
+                   [&](int i) { residual_rmsnorm_forward(s[i][3], s[i][1], s[i][2], s[i][0], s[i][4], w, 1e-5f); });
+    b.memory_bound("rmsnorm bwd", dims({N, C}), 4 * act, ns,
+                   [&](int i) { rmsnorm_backward(s[i][5], dw, s[i][1], s[i][0], w, s[i][2]); });
+  }
+  {
+    const double bytes = 2.0 * N * (H + Hkv) * D * 2;  // read + write the rotated heads
+    Tensor cs = pool.make(DType::F32, {T, D / 2}, 0.5f), sn = pool.make(DType::F32, {T, D / 2}, 0.5f);
+    auto s = sets(N * Ht * D * 2.0, [&] { return std::vector<Tensor>{pool.make(bf, {B, T, Ht, D})}; });
+    b.memory_bound("rope fwd", dims({B, T, Ht, D}), bytes, static_cast<int>(s.size()),
+                   [&](int i) { rope_forward(s[i][0], static_cast<int>(H + Hkv), cs, sn); });
+    b.memory_bound("rope bwd", dims({B, T, Ht, D}), bytes, static_cast<int>(s.size()),
+                   [&](int i) { rope_backward(s[i][0], static_cast<int>(H + Hkv), cs, sn); });
+  }
+  {
+    const double gu = N * 2.0 * F * 2, y = N * F * 2.0;
+    auto s = sets(2 * gu + 2 * y, [&] {
+      return std::vector<Tensor>{pool.make(bf, {N, 2 * F}), pool.make(bf, {N, F}), pool.make(bf, {N, F}),
+                                 pool.make(bf, {N, 2 * F})};
+    });
+    const int ns = static_cast<int>(s.size());
+    b.memory_bound("swiglu fwd", dims({N, F}), gu + y, ns, [&](int i) { swiglu_forward(s[i][1], s[i][0]); });
+    b.memory_bound("swiglu bwd", dims({N, F}), 2 * gu + y, ns,
+                   [&](int i) { swiglu_backward(s[i][3], s[i][2], s[i][0]); });
+  }
+  // Attention at the preset's shape, and at head dim 128 (the comparison point).
+  for (int64_t d : {D, int64_t{128}}) {
+    if (d == 128 && D == 128) continue;
+    const int64_t h = d == D ? H : std::max<int64_t>(1, H * D / 128), hkv = d == D ? Hkv : h;
+    const AttentionShape as{static_cast<int>(B), static_cast<int>(T), static_cast<int>(h), static_cast<int>(hkv),
+                            static_cast<int>(d)};
+    const double fwd = 4.0 * B * h * T * T * d / 2;
+    auto s = sets(N * (h + 2 * hkv) * d * 4.0, [&] {
+      return std::vector<Tensor>{pool.make(bf, {B, T, h + 2 * hkv, d}), pool.make(bf, {B, T, h, d}),
+                                 pool.make(DType::F32, {B, h, T}), pool.make(bf, {B, T, h, d}),
+                                 pool.make(bf, {B, T, h + 2 * hkv, d})};
+    });
+    const int ns = static_cast<int>(s.size());
+    const std::string shp = dims({B, T, h, hkv, d});
+    b.compute_bound("attention fwd d=" + std::to_string(d), shp, fwd, ns,
+                    [&](int i) { attention_forward(s[i][1], s[i][2], s[i][0], as); });
+    b.compute_bound("attention bwd d=" + std::to_string(d), shp, 2.5 * fwd, ns,
+                    [&](int i) { attention_backward(s[i][4], s[i][3], s[i][1], s[i][2], s[i][0], as); });
+  }
+  {  // The LM head's loss: logits (N, V) bf16, read twice and written once in place.
+    const double logits = N * static_cast<double>(V) * 2;
+    Tensor tg = pool.tokens(N, V, 2), loss = pool.make(DType::F32, {N});
+    auto s = sets(logits, [&] { return std::vector<Tensor>{pool.make(bf, {N, V})}; });
+    b.memory_bound("cross-entropy fwd+bwd", dims({N, V}), 2 * logits, static_cast<int>(s.size()),
+                   [&](int i) { cross_entropy_forward_backward(loss, s[i][0], tg, 1.0f / N); });
+  }
+  {  // The layer's matmuls (forward shapes; backward ones have the same FLOPs).
+    struct Mm {
+      const char* name;
+      int64_t out, in;
+    } mms[] = {{"matmul qkv", Ht * D, C},
+               {"matmul o", C, H * D},
+               {"matmul gate_up", 2 * F, C},
+               {"matmul down", C, F},
+               {"matmul lm_head", V, C}};
+    for (const Mm& m : mms) {
+      Tensor x = pool.make(bf, {N, m.in}), w = pool.make(bf, {m.out, m.in}), y = pool.make(bf, {N, m.out});
+      b.compute_bound(m.name, dims({N, m.out, m.in}), 2.0 * N * m.out * m.in, 1, [&](int) {
+        MatmulParams p;
+        p.out = y;
+        p.a = x;
+        p.b = w;
+        p.trans_b = true;
+        matmul(p);
+      });
+    }
+  }
+  {  // AdamW over a tensor the size of the model: 28 bytes per parameter.
+    const int64_t n = c.num_params();
+    Tensor p = pool.make(bf, {n}), master = pool.make(DType::F32, {n}), g = pool.make(bf, {n}),
+           m = pool.make(DType::F32, {n}), v = pool.make(DType::F32, {n});
+    AdamWHyper h;
+    h.lr = 1e-4;
+    b.memory_bound("adamw (fp32 master)", dims({n}), 28.0 * n, 1,
+                   [&](int) { adamw_update_master(p, master, g, m, v, h); });
+  }
+}
+
+// forward + backward + AdamW (fp32 masters) on the real model.
+nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
+  const int64_t N = static_cast<int64_t>(o.batch) * o.seq;
+  ArenaPlan plan;
+  Llama::plan(plan, c, {o.batch, o.seq}, true, DType::BF16);
+  size_t free_b = 0, total_b = 0;
+  cuda_mem_info(&free_b, &total_b);
+  std::printf("training step: %s, B=%d T=%d\n%s", c.summary().c_str(), o.batch, o.seq, plan.describe(free_b).c_str());
+  Arena arena(plan, Device::CUDA, free_b, "lower --batch-size or --seq-len");
+  Llama m(c, arena, {o.batch, o.seq}, true);
+  m.init_random(1);
+  Pool pool;
+  struct State {
+    Tensor w, g, master, m, v;
+  };
+  std::vector<State> st;
+  const auto ws = m.weights().named(c), gs = m.grads().named(c);
+  for (size_t i = 0; i < ws.size(); i++) {
+    State s{ws[i].second, gs[i].second, pool.make(DType::F32, ws[i].second.shape),
+            pool.make(DType::F32, ws[i].second.shape, 0.0f), pool.make(DType::F32, ws[i].second.shape, 0.0f)};
+    copy(s.master, s.w);  // bf16 -> f32
+    st.push_back(s);
+  }
+  std::vector<int32_t> tok(N);
+  std::mt19937 rng(3);
+  for (auto& t : tok) t = static_cast<int32_t>(rng() % c.vocab_size);
+  m.set_batch(tok.data(), tok.data());
+  int64_t step = 0;
+  const double ms = median_ms(
+      [&](int) {
+        m.zero_grads();
+        m.forward_backward(1.0f / N);
+        AdamWHyper h;
+        h.lr = 1e-4;
+        h.weight_decay = 0.1;
+        h.step = ++step;
+        for (State& s : st) adamw_update_master(s.w, s.master, s.g, s.m, s.v, h);
+      },
+      1, 1, o.step_runs);
+  const double tok_s = N / (ms * 1e-3);
+  // FLOPs per token: 6 * params (forward 2, backward 4) + causal attention
+  // 6 * L * H * D * T (forward 4 * H * D * T / 2 per layer and token, backward twice that).
+  const double per_token = 6.0 * c.num_params() +
+                           6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(o.seq);
+  const double tflops = per_token * tok_s / 1e12;
+  std::printf("  step %.1f ms | %.0f tokens/s | %.1f TFLOP/s (6N + attention) | MFU %.1f%% of the measured GEMM", ms,
+              tok_s, tflops, 100 * tflops / b.gemm_tflops);
+  if (o.peak_tflops > 0) std::printf(", %.1f%% of %.0f TFLOP/s peak", 100 * tflops / o.peak_tflops, o.peak_tflops);
+  std::printf("\n");
+  return {{"ms", ms},
+          {"tokens_per_s", tok_s},
+          {"tflops", tflops},
+          {"flops_per_token", per_token},
+          {"mfu_vs_gemm", tflops / b.gemm_tflops},
+          {"mfu_vs_peak", o.peak_tflops > 0 ? tflops / o.peak_tflops : 0.0}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_main("mu-bench", [&] {
+    Options o;
+    Cli cli("mu-bench", "Throughput of the cuda kernels, cuBLASLt and a training step on this GPU.");
+    cli.add_string("config", &o.config, "PRESET", "model preset or config.json whose training sizes are used");
+    cli.add_int("batch-size", &o.batch, "sequences per batch");
+    cli.add_int("seq-len", &o.seq, "tokens per sequence");
+    cli.add_int64("gemm-size", &o.gemm, "M = N = K of the GEMM ceiling measurement");
+    cli.add_int("runs", &o.runs, "timed runs per kernel (the median is reported)");
+    cli.add_int("warmup", &o.warmup, "untimed runs first");
+    cli.add_flag("step", &o.step, "also time a full training step (forward, backward, AdamW)");
+    cli.add_int("step-runs", &o.step_runs, "timed training steps");
+    cli.add_float("peak-tflops", &o.peak_tflops, "the GPU's dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0: skip");
+    cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
+    if (!cli.parse(argc, argv)) return 0;
+    if (cuda_device_count() == 0) {
+      std::fprintf(stderr, "mu-bench: no CUDA device found; mu-bench measures the GPU backend and needs one\n");
+      return 1;
+    }
+    MU_CHECK(o.batch > 0 && o.seq > 0 && o.runs > 0 && o.warmup >= 0 && o.gemm > 0,
+             "sizes and counts must be positive");
+    const LlamaConfig cfg = load_config(o.config);
+    const cuda::DeviceInfo& dev = cuda::device_info();
+    std::printf("device %s: sm_%d%d, %d SMs, L2 %.0f MiB, %.1f GiB\n", dev.name.c_str(), dev.cc_major, dev.cc_minor,
+                dev.sm_count, dev.l2_bytes / 1048576.0, dev.global_bytes / 1073741824.0);
+    Bench b(o, dev.l2_bytes);
+    nlohmann::json step;
+    {
+      Pool pool;
+      bench_ceilings(b, pool, o, dev);
+    }
+    {
+      Pool pool;
+      bench_kernels(b, pool, cfg, o);
+    }
+    if (o.step) step = bench_step(b, cfg, o);
+    if (!o.json.empty()) {
+      nlohmann::json j;
+      j["device"] = dev.name;
+      j["config"] = o.config;
+      j["batch_size"] = o.batch;
+      j["seq_len"] = o.seq;
+      j["copy_gbs"] = b.copy_gbs;
+      j["gemm_tflops"] = b.gemm_tflops;
+      for (const Row& r : b.rows)
+        j["kernels"].push_back({{"name", r.name},
+                                {"shape", r.shape},
+                                {"ms", r.ms},
+                                {"bytes", r.bytes},
+                                {"flops", r.flops},
+                                {"rate", r.rate},
+                                {"fraction_of_ceiling", r.frac}});
+      if (!step.is_null()) j["step"] = step;
+      FILE* f = std::fopen(o.json.c_str(), "w");
+      MU_CHECK(f, "cannot write %s", o.json.c_str());
+      const std::string s = j.dump(2);
+      std::fwrite(s.data(), 1, s.size(), f);
+      std::fclose(f);
+    }
+    return 0;
+  });
+}
