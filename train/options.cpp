@@ -1,6 +1,7 @@
 #include "train/options.h"
 
 #include "core/error.h"
+#include "optim/muon.h"
 
 namespace mu {
 
@@ -18,7 +19,9 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_flag("shuffle", &o.shuffle, "visit the data in a seeded random order of B*T-token windows (--no-shuffle: in order, as llm.c)");
   cli.section("optimization");
   cli.add_int64("steps", &o.steps, "total optimizer steps (with --resume, still the total)");
-  cli.add_string("optimizer", &o.optimizer, "adamw", "optimizer");
+  cli.add_string("optimizer", &o.optimizer, "adamw|muon",
+                 "adamw: AdamW for every parameter; muon: Muon for the hidden matrices (q, k, v, o, gate, up, down), "
+                 "AdamW (--lr, --weight-decay) for embeddings, LM head and norm gains");
   cli.add_float("lr", &o.lr, "peak learning rate");
   cli.add_float("weight-decay", &o.weight_decay, "AdamW decoupled weight decay (2-D tensors only)");
   cli.add_float("adam-beta1", &o.adam_beta1, "AdamW beta1");
@@ -29,6 +32,24 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_float("min-lr-ratio", &o.min_lr_ratio, "final LR as a fraction of --lr (cosine, linear, wsd)");
   cli.add_float("wsd-decay-frac", &o.wsd_decay_frac, "wsd: fraction of the steps spent decaying");
   cli.add_float("grad-clip", &o.grad_clip, "clip the global gradient norm to this (0 disables)");
+  cli.section("Muon (with --optimizer muon; see docs/muon.md)");
+  cli.add_float("muon-lr", &o.muon_lr, "Muon's peak LR, scheduled like --lr (as muon_lr * lr_t / lr); -1: --lr");
+  cli.add_float("muon-momentum", &o.muon_momentum, "momentum coefficient mu");
+  cli.add_string("muon-momentum-kind", &o.muon_momentum_kind, "sgd|ema",
+                 "sgd: buf = mu*buf + G (Moonlight); ema: buf = buf + (1-mu)*(G - buf) (Keller Jordan, torch)");
+  cli.add_flag("nesterov", &o.nesterov, "Nesterov: orthogonalize G + mu*buf (sgd) or G + mu*(buf - G) (ema), not buf");
+  cli.add_string("muon-ortho", &o.muon_ortho, "ns5|polar_express",
+                 "orthogonalizer: Newton-Schulz quintic (3.4445, -4.7750, 2.0315) or Polar Express (per-step coefficients)");
+  cli.add_int("muon-ns-steps", &o.muon_ns_steps, "orthogonalizer iterations (Polar Express repeats its 5th tuple past 5)");
+  cli.add_flag("normuon", &o.normuon, "NorMuon: per-neuron second moment along the longer side, norm-preserving");
+  cli.add_float("normuon-beta2", &o.normuon_beta2, "NorMuon second-moment decay");
+  cli.add_string("muon-lr-scale", &o.muon_lr_scale, "KIND",
+                 "per-matrix LR scale for A x B: match_rms_adamw 0.2*sqrt(max(A,B)) | original sqrt(max(1,A/B)) "
+                 "| spectral sqrt(A/B) | sqrt_max sqrt(max(A,B)) | none");
+  cli.add_float("muon-wd", &o.muon_wd, "Muon weight decay; -1: --weight-decay");
+  cli.add_string("muon-wd-kind", &o.muon_wd_kind, "decoupled|cautious|none",
+                 "decoupled: W *= 1 - lr*wd; cautious: decay only where update and weight agree in sign");
+  cli.add_flag("muon-split-heads", &o.muon_split_heads, "orthogonalize Q, K, V per attention head");
   cli.section("evaluation, checkpoints, logging");
   cli.add_int64("eval-every", &o.eval_every, "validate every N steps (0: only at the end); needs --val-data");
   cli.add_int64("eval-steps", &o.eval_steps, "validation micro-batches per evaluation");
@@ -40,6 +61,8 @@ void register_options(Cli& cli, TrainOptions& o) {
                 "stop after N steps of this invocation and checkpoint (a job time limit); continue with --resume");
   cli.add_string("log", &o.log, "FILE", "metrics as JSON lines (one object per step; validation lines carry val_loss)");
   cli.add_int64("log-every", &o.log_every, "print a progress line every N steps");
+  cli.add_int64("log-every-muon", &o.log_every_muon,
+                "Muon diagnostics every N steps in --log: per group LR, update RMS, orthogonality error (0: off)");
   cli.add_string("device", &o.device, "auto|cpu|cuda", "backend; auto picks cuda when a GPU is present");
 }
 
@@ -64,7 +87,22 @@ void validate_options(const TrainOptions& o) {
   MU_CHECK(o.stop_after == 0 || !o.out.empty(), "--stop-after needs --out (it writes a checkpoint to resume from)");
   MU_CHECK(!o.resume || !o.out.empty(), "--resume needs --out (the run directory to resume from)");
   MU_CHECK((o.save_every == 0 && !o.resume) || !o.out.empty(), "--save-every needs --out");
-  MU_CHECK(o.optimizer == "adamw", "--optimizer must be adamw (got '%s')", o.optimizer.c_str());
+  MU_CHECK(o.optimizer == "adamw" || o.optimizer == "muon", "--optimizer must be adamw or muon (got '%s')",
+           o.optimizer.c_str());
+  // Muon's switches are checked whatever the optimizer, so a typo never hides.
+  parse_momentum_kind(o.muon_momentum_kind);
+  parse_ortho(o.muon_ortho);
+  parse_lr_scale(o.muon_lr_scale);
+  parse_wd_kind(o.muon_wd_kind);
+  MU_CHECK(o.muon_lr >= 0 || o.muon_lr == -1, "--muon-lr must be >= 0 (or -1 for --lr)");
+  MU_CHECK(o.muon_wd >= 0 || o.muon_wd == -1, "--muon-wd must be >= 0 (or -1 for --weight-decay)");
+  MU_CHECK(o.muon_lr <= 0 || o.lr > 0,
+           "--muon-lr needs --lr > 0: Muon's LR follows the schedule of --lr as muon_lr * lr_t / lr");
+  MU_CHECK(o.muon_momentum >= 0 && o.muon_momentum < 1, "--muon-momentum must be in [0, 1)");
+  MU_CHECK(o.muon_ns_steps >= 1 && o.muon_ns_steps <= 100, "--muon-ns-steps must be in [1, 100]");
+  MU_CHECK(o.normuon_beta2 >= 0 && o.normuon_beta2 < 1, "--normuon-beta2 must be in [0, 1)");
+  MU_CHECK(o.log_every_muon >= 0, "--log-every-muon must be >= 0");
+  MU_CHECK(o.log_every_muon == 0 || o.optimizer == "muon", "--log-every-muon needs --optimizer muon");
 }
 
 }  // namespace mu

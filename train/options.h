@@ -25,6 +25,13 @@ struct TrainOptions {
   int64_t warmup = 0;
   double min_lr_ratio = 0.1, wsd_decay_frac = 0.2;
   double grad_clip = 1.0;
+  // Muon (--optimizer muon; optim/muon.h). -1 for muon_lr / muon_wd: the AdamW value.
+  double muon_lr = -1, muon_momentum = 0.95, normuon_beta2 = 0.95, muon_wd = -1;
+  std::string muon_momentum_kind = "sgd", muon_ortho = "ns5", muon_lr_scale = "match_rms_adamw";
+  std::string muon_wd_kind = "decoupled";
+  bool nesterov = true, normuon = false, muon_split_heads = false;
+  int muon_ns_steps = 5;
+  int64_t log_every_muon = 0;  // Muon diagnostics in the metrics file every N steps (0: never)
   // evaluation, checkpoints, logging
   int64_t eval_every = 0, eval_steps = 20, save_every = 0;
   int keep_checkpoints = 2;

@@ -10,10 +10,12 @@
 
 #include "core/arena.h"
 #include "core/fileio.h"
+#include "core/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
+#include "optim/muon.h"
 #include "optim/schedule.h"
 #include "train/dataloader.h"
 #include "train/metrics.h"
@@ -57,15 +59,50 @@ Device pick_device(const std::string& d) {
   return Device::CPU;
 }
 
-// The options that define the trajectory; a resume must not change them.
+// The options that define the trajectory; a resume must not change them. Muon's switches
+// (not its continuous hyperparameters, which may change like --lr) count only under Muon.
 nlohmann::json trajectory_options(const TrainOptions& o) {
-  return {{"batch_size", o.batch_size}, {"seq_len", o.seq_len},     {"grad_accum", o.grad_accum},
-          {"shuffle", o.shuffle},       {"seed", o.seed},           {"optimizer", o.optimizer},
-          {"data", o.data}};
+  nlohmann::json j = {{"batch_size", o.batch_size}, {"seq_len", o.seq_len},     {"grad_accum", o.grad_accum},
+                      {"shuffle", o.shuffle},       {"seed", o.seed},           {"optimizer", o.optimizer},
+                      {"data", o.data}};
+  if (o.optimizer == "muon") {
+    j["muon_momentum_kind"] = o.muon_momentum_kind;
+    j["nesterov"] = o.nesterov;
+    j["muon_ortho"] = o.muon_ortho;
+    j["muon_ns_steps"] = o.muon_ns_steps;
+    j["normuon"] = o.normuon;
+    j["muon_lr_scale"] = o.muon_lr_scale;
+    j["muon_wd_kind"] = o.muon_wd_kind;
+    j["muon_split_heads"] = o.muon_split_heads;
+  }
+  return j;
+}
+
+MuonConfig muon_config(const TrainOptions& o, const AdamWConfig& adamw) {
+  MuonConfig m;
+  m.lr = o.lr;
+  m.muon_lr = o.muon_lr < 0 ? o.lr : o.muon_lr;
+  m.momentum = o.muon_momentum;
+  m.momentum_kind = parse_momentum_kind(o.muon_momentum_kind);
+  m.nesterov = o.nesterov;
+  m.ortho = parse_ortho(o.muon_ortho);
+  m.ns_steps = o.muon_ns_steps;
+  m.normuon = o.normuon;
+  m.normuon_beta2 = o.normuon_beta2;
+  m.lr_scale = parse_lr_scale(o.muon_lr_scale);
+  m.weight_decay = o.muon_wd < 0 ? o.weight_decay : o.muon_wd;
+  m.wd_kind = parse_wd_kind(o.muon_wd_kind);
+  m.split_heads = o.muon_split_heads;
+  m.adamw = adamw;
+  return m;
 }
 
 void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now, const std::string& path) {
-  for (auto& [key, value] : now.items()) {
+  std::vector<std::string> keys = {"optimizer"};  // first: a changed optimizer explains the rest
+  for (auto& [key, value] : now.items())
+    if (key != "optimizer") keys.push_back(key);
+  for (const std::string& key : keys) {
+    const nlohmann::json& value = now.at(key);
     MU_CHECK(saved.contains(key) && saved[key] == value,
              "--resume: option %s is %s now but %s in the checkpoint %s; resume with the same value",
              key.c_str(), value.dump().c_str(), saved.contains(key) ? saved[key].dump().c_str() : "missing",
@@ -112,12 +149,20 @@ int run_training(const TrainOptions& o) {
   ArenaPlan plan;
   Llama::plan(plan, cfg, {B, T}, true);
   std::vector<ParamRef> refs;
+  AdamWConfig acfg;
+  acfg.beta1 = o.adam_beta1;
+  acfg.beta2 = o.adam_beta2;
+  acfg.eps = o.adam_eps;
+  acfg.weight_decay = o.weight_decay;
+  const MuonSplits splits = llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                              cfg.head_dim, cfg.intermediate_size);
   {
     // ParamRefs need tensors; plan with shapes first, bind after allocation.
     for (const auto& p : llama_param_infos(cfg))
       refs.push_back({p.name, Tensor(nullptr, DType::F32, dev, p.shape), Tensor(nullptr, DType::F32, dev, p.shape),
                       p.weight_decay, p.hidden_matrix});
-    AdamW::plan(plan, refs);
+    if (o.optimizer == "muon") Muon::plan(plan, refs, muon_config(o, acfg), splits);
+    else AdamW::plan(plan, refs);
   }
   const size_t budget = dev == Device::CPU ? host_available_bytes() : 0;
   std::fprintf(stderr, "mu-train: %s\n", plan.describe(budget).c_str());
@@ -130,16 +175,26 @@ int run_training(const TrainOptions& o) {
     for (size_t i = 0; i < infos.size(); i++)
       refs.push_back({infos[i].name, params[i].second, grads[i].second, infos[i].weight_decay, infos[i].hidden_matrix});
   }
-  AdamWConfig acfg;
-  acfg.beta1 = o.adam_beta1;
-  acfg.beta2 = o.adam_beta2;
-  acfg.eps = o.adam_eps;
-  acfg.weight_decay = o.weight_decay;
-  AdamW opt(refs, arena, acfg);
+  std::unique_ptr<Optimizer> opt_owner;
+  Muon* muon = nullptr;
+  if (o.optimizer == "muon") {
+    auto m = std::make_unique<Muon>(refs, arena, muon_config(o, acfg), splits);
+    muon = m.get();
+    std::fprintf(stderr, "mu-train: %s\n", m->describe().c_str());
+    opt_owner = std::move(m);
+  } else {
+    opt_owner = std::make_unique<AdamW>(refs, arena, acfg);
+  }
+  Optimizer& opt = *opt_owner;
 
   // Initial weights and state.
   int64_t start_step = 0;
   if (resume_step >= 0) {
+    {  // the options first: a changed --optimizer explains missing state better than the tensors would
+      SafetensorsFile sf(resume_dir + "/state.safetensors");
+      if (sf.metadata().count("options"))
+        check_resume_options(nlohmann::json::parse(sf.metadata().at("options")), trajectory_options(o), resume_dir);
+    }
     load_checkpoint_weights(resume_dir + "/model.safetensors", cfg, model.weights());
     TrainState st = load_train_state(resume_dir + "/state.safetensors", opt.state_tensors());
     check_resume_options(st.options, trajectory_options(o), resume_dir);
@@ -220,18 +275,22 @@ int run_training(const TrainOptions& o) {
              "the last checkpoint in %s is intact",
              static_cast<long long>(step), loss, clip.norm, o.out.empty() ? "(none)" : o.out.c_str());
     const double lr = lr_at(sched, step - 1, o.steps);
+    if (muon && o.log_every_muon > 0 && step % o.log_every_muon == 0) muon->request_diagnostics();
     opt.step(lr, clip.scale);
     const double dt = seconds_since(t0);
     // ETA from the mean step time of this invocation: steadier than the last step's time.
     step_time_avg = seconds_since(run_start) / static_cast<double>(step - start_step);
     const double tok_s = tokens_per_step / dt;
-    metrics.write({{"step", step},
-                   {"loss", loss},
-                   {"lr", lr},
-                   {"grad_norm", clip.norm},
-                   {"ms", dt * 1e3},
-                   {"tokens_per_s", tok_s},
-                   {"tokens", step * tokens_per_step}});
+    nlohmann::json record = {{"step", step},
+                             {"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", clip.norm},
+                             {"ms", dt * 1e3},
+                             {"tokens_per_s", tok_s},
+                             {"tokens", step * tokens_per_step}};
+    if (muon)
+      for (const auto& [key, value] : muon->take_diagnostics()) record[key] = value;
+    metrics.write(record);
     if (step % o.log_every == 0 || step == o.steps || step == start_step + 1)
       std::fprintf(stderr, "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %s tok/s | eta %s\n",
                    static_cast<long long>(step), static_cast<long long>(o.steps), loss, lr, clip.norm, dt * 1e3,

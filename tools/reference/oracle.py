@@ -4,7 +4,8 @@
   /usr/bin/python3 tools/reference/oracle.py --out DIR
 
 writes DIR/<llama case>/hf/ (a HF model directory) and DIR/<llama case>/fixture.safetensors
-for each case in llama_cases.CASES, and DIR/adamw/fixture.safetensors. Deterministic (fixed
+for each case in llama_cases.CASES, DIR/adamw/fixture.safetensors and DIR/muon/fixture.safetensors
+(muon_case.CASES, every Muon switch). Deterministic (fixed
 seeds). Prints one line per case; exits 1 if a self-check fails. See README.md.
 """
 import argparse
@@ -19,6 +20,7 @@ import torch  # noqa: E402
 
 import adamw_case  # noqa: E402
 import llama_cases  # noqa: E402
+import muon_case  # noqa: E402
 import selfcheck  # noqa: E402
 
 
@@ -32,7 +34,7 @@ def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))  # the test machines have 2 cores
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
-    known = [c["name"] for c in llama_cases.CASES] + ["adamw"]
+    known = [c["name"] for c in llama_cases.CASES] + ["adamw", "muon"]
     wanted = args.only if args.only else known
     unknown = sorted(set(wanted) - set(known))
     if unknown:
@@ -61,6 +63,12 @@ def main():
             print(f"{'adamw':<20} w2d(7,5) wd={adamw_case.WEIGHT_DECAY} b1d(5,) wd=0 "
                   f"{len(adamw_case.LRS)} steps, after.5.w2d[0,0]={after[-1]['w2d'][0, 0].item():.15f}"
                   f"  [vs hand-written {err:.1e}]", flush=True)
+        if "muon" in wanted:
+            n_cases, n_steps, err = muon_case.run_case(args.out)
+            if not err <= 1e-10:
+                raise selfcheck.CheckFailed(f"muon: quintic iteration vs SVD polynomial / NorMuon norm: {err:.1e}")
+            print(f"{'muon':<20} {n_cases} cases, {n_steps} steps (every switch)  [vs SVD polynomial {err:.1e}]",
+                  flush=True)
     except selfcheck.CheckFailed as e:
         print(f"oracle: SELF-CHECK FAILED: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,269 @@
+#include "optim/muon.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "kernels/elementwise.h"
+
+namespace mu {
+namespace {
+
+void check_config(const MuonConfig& c) {
+  MU_CHECK(std::isfinite(c.lr) && c.lr >= 0.0, "muon: lr is %g, must be finite and >= 0", c.lr);
+  MU_CHECK(std::isfinite(c.muon_lr) && c.muon_lr >= 0.0, "muon: muon_lr is %g, must be finite and >= 0", c.muon_lr);
+  MU_CHECK(c.lr > 0.0 || c.muon_lr == c.lr,
+           "muon: --muon-lr %g with --lr 0: Muon's LR follows the schedule as muon_lr * lr_t / lr, so --lr must be > 0",
+           c.muon_lr);
+  MU_CHECK(c.momentum >= 0.0 && c.momentum < 1.0, "muon: momentum is %g, must be in [0, 1)", c.momentum);
+  MU_CHECK(c.ns_steps >= 1 && c.ns_steps <= 100, "muon: ns_steps is %d, must be in [1, 100]", c.ns_steps);
+  MU_CHECK(c.normuon_beta2 >= 0.0 && c.normuon_beta2 < 1.0, "muon: normuon_beta2 is %g, must be in [0, 1)",
+           c.normuon_beta2);
+  MU_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0.0, "muon: weight_decay is %g, must be finite and >= 0",
+           c.weight_decay);
+  MU_CHECK(c.max_batch_elems > 0, "muon: max_batch_elems must be > 0");
+}
+
+struct Routed {
+  std::vector<ParamRef> hidden, adamw;
+};
+Routed route(const std::vector<ParamRef>& params) {
+  Routed r;
+  std::set<std::string> seen;
+  for (const ParamRef& p : params) {
+    MU_CHECK(seen.insert(p.name).second, "muon: parameter '%s' appears twice", p.name.c_str());
+    (p.hidden_matrix ? r.hidden : r.adamw).push_back(p);
+  }
+  return r;
+}
+
+struct WorkspaceSize {
+  int64_t x = 1, gram = 1;  // elements; at least 1 so the entries exist
+};
+WorkspaceSize workspace_size(const std::vector<MuonBatch>& batches) {
+  WorkspaceSize w;
+  for (const MuonBatch& b : batches) {
+    const int64_t cnt = static_cast<int64_t>(b.items.size());
+    w.x = std::max(w.x, cnt * b.m * b.n);
+    w.gram = std::max(w.gram, cnt * b.m * b.m);
+  }
+  return w;
+}
+
+Shape normuon_shape(const ParamRef& p, int64_t len) {
+  return p.param.ndim() == 3 ? Shape{p.param.size(0), len} : Shape{len};
+}
+
+const char* const kWs[] = {"muon.ws.x", "muon.ws.x2", "muon.ws.gram", "muon.ws.poly"};
+
+}  // namespace
+
+void Muon::plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const MuonConfig& cfg, const MuonSplits& splits) {
+  check_config(cfg);
+  const Routed r = route(params);
+  AdamW::plan(plan, r.adamw);
+  const std::vector<MuonMatrix> mats = muon_matrices(r.hidden, splits, cfg.split_heads);
+  for (size_t p = 0; p < r.hidden.size(); p++) {
+    plan.add(momentum_name(r.hidden[p].name), Region::OptState, DType::F32, r.hidden[p].param.shape);
+    if (cfg.normuon)
+      plan.add(normuon_name(r.hidden[p].name), Region::OptState, DType::F32,
+               normuon_shape(r.hidden[p], normuon_layer_len(mats, p)));
+  }
+  const WorkspaceSize ws = workspace_size(muon_batches(mats, cfg.max_batch_elems));
+  plan.add(kWs[0], Region::Workspace, DType::F32, Shape{ws.x});
+  plan.add(kWs[1], Region::Workspace, DType::F32, Shape{ws.x});
+  plan.add(kWs[2], Region::Workspace, DType::F32, Shape{ws.gram});
+  plan.add(kWs[3], Region::Workspace, DType::F32, Shape{ws.gram});
+}
+
+Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonConfig& cfg, const MuonSplits& splits)
+    : cfg_(cfg) {
+  check_config(cfg);
+  const Routed r = route(params);
+  adamw_refs_ = r.adamw;
+  adamw_ = std::make_unique<AdamW>(r.adamw, arena, cfg.adamw);
+  matrices_ = muon_matrices(r.hidden, splits, cfg.split_heads);
+  batches_ = muon_batches(matrices_, cfg.max_batch_elems);
+  for (size_t p = 0; p < r.hidden.size(); p++) {
+    const ParamRef& ref = r.hidden[p];
+    const char* n = ref.name.c_str();
+    MU_CHECK(!ref.param.empty() && !ref.grad.empty(), "muon: parameter '%s' has no %s tensor", n,
+             ref.param.empty() ? "param" : "grad");
+    MU_CHECK(ref.grad.shape == ref.param.shape, "muon: parameter '%s' is %s but its grad is %s", n,
+             ref.param.str().c_str(), ref.grad.str().c_str());
+    MU_CHECK(ref.param.device == arena.device() && ref.grad.device == arena.device(),
+             "muon: parameter '%s' (%s), its grad (%s) and the optimizer state (%s) must share a device", n,
+             device_name(ref.param.device), device_name(ref.grad.device), device_name(arena.device()));
+    MU_CHECK(arena.has(momentum_name(ref.name)) && (!cfg.normuon || arena.has(normuon_name(ref.name))),
+             "muon: no state for parameter '%s' in the arena (call Muon::plan with the same params and config)", n);
+    Hidden h{ref, arena.get(momentum_name(ref.name)), Tensor()};
+    check_shape("muon", h.ref.name.c_str(), h.momentum, ref.param.shape);
+    if (cfg.normuon) {
+      h.normuon_v = arena.get(normuon_name(ref.name));
+      check_shape("muon", normuon_name(ref.name).c_str(), h.normuon_v,
+                  normuon_shape(ref, normuon_layer_len(matrices_, p)));
+    }
+    hidden_.push_back(h);
+    hidden_names_.push_back(ref.name);
+  }
+  const WorkspaceSize ws = workspace_size(batches_);
+  Tensor* dst[] = {&ws_x_, &ws_x2_, &ws_gram_, &ws_poly_};
+  for (int i = 0; i < 4; i++) {
+    MU_CHECK(arena.has(kWs[i]), "muon: workspace '%s' is not in the arena (call Muon::plan)", kWs[i]);
+    *dst[i] = arena.get(kWs[i]);
+    MU_CHECK(dst[i]->dtype == DType::F32 && dst[i]->numel() >= (i < 2 ? ws.x : ws.gram),
+             "muon: workspace '%s' is %s, too small for this config (plan it with the same config)", kWs[i],
+             dst[i]->str().c_str());
+  }
+}
+
+double Muon::muon_lr_at(double lr_t) const {
+  if (cfg_.muon_lr == cfg_.lr) return lr_t;  // exactly the schedule, no rounding
+  return cfg_.muon_lr * (lr_t / cfg_.lr);
+}
+
+Tensor Muon::view_of(const Tensor& t, const MuonMatrix& mm) const {
+  const Tensor layer = mm.layer >= 0 ? t[mm.layer] : t;
+  return layer.rows(mm.row0, mm.rows);
+}
+
+Tensor Muon::v_of(const MuonMatrix& mm) const {
+  const Tensor& v = hidden_[mm.param].normuon_v;
+  const Tensor layer = mm.layer >= 0 ? v[mm.layer] : v;
+  return Tensor(layer.f32() + mm.v_offset, DType::F32, layer.device, Shape{std::max(mm.rows, mm.cols)});
+}
+
+void Muon::step(double lr, float grad_scale) {
+  adamw_->step(lr, grad_scale);
+  const double mlr = muon_lr_at(lr);
+  MU_CHECK(std::isfinite(mlr) && mlr >= 0.0, "muon: LR %g (from the scheduled --lr %g), must be finite and >= 0", mlr,
+           lr);
+  const bool diag = want_diag_;
+  struct GroupDiag {
+    double lr_eff = 0, sq = 0, count = 0, ortho_err = 0;
+  };
+  std::map<std::string, GroupDiag> gd;
+
+  for (const MuonBatch& b : batches_) {
+    const int64_t cnt = static_cast<int64_t>(b.items.size());
+    const Device dev = ws_x_.device;
+    Tensor x(ws_x_.data, DType::F32, dev, Shape{cnt, b.m, b.n});  // (cnt, m, n): the batch's wide X
+    OrthoWorkspace ws{Tensor(ws_x2_.data, DType::F32, dev, Shape{cnt, b.m, b.n}),
+                      Tensor(ws_gram_.data, DType::F32, dev, Shape{cnt, b.m, b.m}),
+                      Tensor(ws_poly_.data, DType::F32, dev, Shape{cnt, b.m, b.m})};
+    // momentum -> U, gathered into X (transposed when tall)
+    for (int64_t i = 0; i < cnt; i++) {
+      const MuonMatrix& mm = matrices_[b.items[i]];
+      const Hidden& h = hidden_[mm.param];
+      MuonMomentumParams mp;
+      mp.buf = view_of(h.momentum, mm);
+      mp.grad = view_of(h.ref.grad, mm);
+      mp.out = x[i];
+      mp.kind = cfg_.momentum_kind;
+      mp.mu = static_cast<float>(cfg_.momentum);
+      mp.nesterov = cfg_.nesterov;
+      mp.transpose_out = mm.transposed();
+      mp.grad_scale = grad_scale;
+      muon_momentum(mp);
+    }
+    orthogonalize(x, ws, cfg_.ortho, cfg_.ns_steps);  // X = O (or O^T)
+    for (int64_t i = 0; i < cnt; i++) {
+      const MuonMatrix& mm = matrices_[b.items[i]];
+      const Hidden& h = hidden_[mm.param];
+      if (diag && mm.sample) gd[mm.group].ortho_err = orthogonality_error(x[i], ws.gram[0]);
+      if (cfg_.normuon) {
+        // per neuron along the longer side: per row of O if A >= B, else per column. In X's
+        // orientation that is per row only for square matrices (a tall O arrives as O^T).
+        NorMuonParams np;
+        np.o = x[i];
+        np.v = v_of(mm);
+        np.beta2 = static_cast<float>(cfg_.normuon_beta2);
+        np.per_row = mm.rows == mm.cols;
+        normuon_normalize(np);
+      }
+      MuonApplyParams ap;
+      ap.param = view_of(h.ref.param, mm);
+      ap.o = x[i];
+      ap.o_transposed = mm.transposed();
+      ap.lr = mlr;
+      ap.scale = muon_lr_scale(cfg_.lr_scale, mm.rows, mm.cols);
+      ap.weight_decay = h.ref.weight_decay ? cfg_.weight_decay : 0.0;
+      ap.wd_kind = cfg_.wd_kind;
+      muon_apply(ap);
+      if (diag) {
+        GroupDiag& g = gd[mm.group];
+        g.lr_eff = mlr * ap.scale;
+        g.sq += g.lr_eff * g.lr_eff * sum_squares(x[i]);
+        g.count += static_cast<double>(mm.rows * mm.cols);
+      }
+    }
+  }
+  steps_++;
+  if (diag) {
+    diag_.clear();
+    diag_.emplace_back("muon.lr", mlr);
+    std::vector<std::string> order;  // groups in routing order
+    for (const MuonMatrix& mm : matrices_)
+      if (mm.sample) order.push_back(mm.group);
+    for (const std::string& g : order) {
+      const GroupDiag& d = gd[g];
+      diag_.emplace_back("muon." + g + ".lr_eff", d.lr_eff);
+      diag_.emplace_back("muon." + g + ".update_rms", d.count > 0 ? std::sqrt(d.sq / d.count) : 0.0);
+      diag_.emplace_back("muon." + g + ".ortho_err", d.ortho_err);
+    }
+    want_diag_ = false;
+  }
+}
+
+std::vector<std::pair<std::string, double>> Muon::take_diagnostics() {
+  std::vector<std::pair<std::string, double>> out;
+  out.swap(diag_);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Muon::state_tensors() {
+  std::vector<std::pair<std::string, Tensor>> out = adamw_->state_tensors();
+  for (const Hidden& h : hidden_) {
+    out.emplace_back(momentum_name(h.ref.name), h.momentum);
+    if (cfg_.normuon) out.emplace_back(normuon_name(h.ref.name), h.normuon_v);
+  }
+  return out;
+}
+
+void Muon::set_steps_taken(int64_t n) {
+  MU_CHECK(n >= 0, "muon: steps taken is %lld, must be >= 0", static_cast<long long>(n));
+  steps_ = n;
+  adamw_->set_steps_taken(n);
+}
+
+std::vector<std::string> Muon::adamw_params() const {
+  std::vector<std::string> out;
+  for (const ParamRef& r : adamw_refs_) out.push_back(r.name);
+  return out;
+}
+
+std::string Muon::describe() const {
+  std::string s = strformat("muon (%s momentum%s, %s x%d%s, lr scale %s, wd %g %s%s): ",
+                            momentum_kind_name(cfg_.momentum_kind), cfg_.nesterov ? " + nesterov" : "",
+                            ortho_name(cfg_.ortho), cfg_.ns_steps, cfg_.normuon ? ", normuon" : "",
+                            lr_scale_name(cfg_.lr_scale), cfg_.weight_decay, wd_kind_name(cfg_.wd_kind),
+                            cfg_.split_heads ? ", per head" : "");
+  std::map<std::string, std::pair<int, std::string>> groups;  // name -> (count, shape)
+  std::vector<std::string> order;
+  for (const MuonMatrix& m : matrices_) {
+    if (!groups.count(m.group)) order.push_back(m.group);
+    auto& g = groups[m.group];
+    g.first++;
+    g.second = strformat("%lldx%lld", static_cast<long long>(m.rows), static_cast<long long>(m.cols));
+  }
+  for (size_t i = 0; i < order.size(); i++)
+    s += strformat("%s%s %d x %s", i ? ", " : "", order[i].c_str(), groups[order[i]].first,
+                   groups[order[i]].second.c_str());
+  s += strformat(" in %zu batched orthogonalizations; adamw: ", batches_.size());
+  const std::vector<std::string> a = adamw_params();
+  for (size_t i = 0; i < a.size(); i++) s += (i ? ", " : "") + a[i];
+  if (a.empty()) s += "(none)";
+  return s;
+}
+
+}  // namespace mu

@@ -1,0 +1,54 @@
+// Orthogonalizers for Muon: Newton-Schulz 5 (Keller Jordan's quintic) and Polar Express
+// (Amsel, Persson, Musco, Gower, arXiv 2505.16932). Both run the same odd quintic step
+//   A' = X X^T;  B' = b A' + c A' A';  X = a X + B' X
+// on a batch of wide matrices X (m <= n; the caller transposes tall ones), as three batched
+// matmuls per step (kernels/matmul.h, so the cuda backend gets strided-batched GEMMs), after a
+// Frobenius normalisation done in fp32 or wider (kernels/muon.h frobenius_normalize).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mu {
+
+enum class OrthoKind : uint8_t { Ns5, PolarExpress };
+
+OrthoKind parse_ortho(const std::string& s);  // "ns5" | "polar_express"
+const char* ortho_name(OrthoKind k);
+
+struct QuinticCoeffs {
+  double a, b, c;
+};
+
+// The (a, b, c) of each of `steps` iterations (steps >= 1):
+//   ns5: (3.4445, -4.7750, 2.0315) every step.
+//   polar_express: modded-nanogpt's five tuples (computed for 5 iterations with a 2% safety
+//   factor, KellerJordan/modded-nanogpt train_gpt.py); fewer steps use the first `steps`
+//   tuples, more steps repeat the last tuple, the rule of the Polar Express reference code
+//   (NoahAmsel/PolarExpress polar_express.py: coeffs[:steps] + repeat(coeffs[-1])).
+std::vector<QuinticCoeffs> ortho_coefficients(OrthoKind k, int steps);
+
+// X is first divided by ||X||_F * norm_scale + eps:
+//   ns5 1 and 1e-7 (Keller Jordan's Muon); polar_express 1.02 and 1e-6 (modded-nanogpt).
+struct OrthoNormalisation {
+  double norm_scale, eps;
+};
+OrthoNormalisation ortho_normalisation(OrthoKind k);
+
+// Scratch for a batch of `batch` (m, n) matrices; all F32 and contiguous.
+struct OrthoWorkspace {
+  Tensor x2;    // (batch, m, n): the next iterate (ping-pong with x)
+  Tensor gram;  // (batch, m, m): A' = X X^T
+  Tensor poly;  // (batch, m, m): B' = b A' + c A'A'
+};
+
+// Orthogonalizes every item of x (batch, m, n), m <= n, in place: normalise, then `steps`
+// quintic iterations. The workspace tensors must have matching shapes.
+void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps);
+
+// ||X X^T - I||_F / sqrt(m) of one (m, n) matrix, m <= n (0 for an exactly semi-orthogonal
+// X); `gram` is (m, m) scratch. Copies m*m floats to the host: for diagnostics only.
+double orthogonality_error(Tensor x, Tensor gram);
+
+}  // namespace mu
