@@ -10,6 +10,8 @@
 #include "core/fileio.h"
 #include "core/rng.h"
 #include "core/transfer.h"
+#include "model/checkpoint.h"
+#include "model/hf_import.h"
 #include "model/llama.h"
 #include "tests/util_compare.h"
 #include "train/shards.h"
@@ -232,4 +234,27 @@ TEST(Train, HelpListsEveryOptionItParses) {
     EXPECT_NE(r.output.find(opt), std::string::npos) << opt;
 }
 
+}  // namespace
+
+namespace {
+// --export-hf writes an HF directory equal to the final checkpoint (f32: bitwise).
+TEST(Train, ExportHfAtTheEndMatchesTheCheckpoint) {
+  const std::string d = make_temp_dir("exp");
+  RunResult r = run_cmd(train_cmd("--steps 3 --batch-size 2 --out " + d + "/run --export-hf " + d +
+                                  "/hf --export-dtype f32"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  HostModel hf = import_hf_dir(d + "/hf");
+  LlamaConfig cfg = checkpoint_config(d + "/run/model.safetensors");
+  EXPECT_EQ(hf.cfg, cfg);
+  HostModel ck = make_host_model(cfg);
+  load_checkpoint_weights(d + "/run/model.safetensors", cfg, ck.w);
+  for (size_t i = 0; i < hf.w.named(cfg).size(); i++) {
+    std::vector<float> a = to_host_f32(hf.w.named(cfg)[i].second), b = to_host_f32(ck.w.named(cfg)[i].second);
+    EXPECT_EQ(a, b) << hf.w.named(cfg)[i].first;
+  }
+  // A non-empty target is refused before any training happens.
+  RunResult again = run_cmd(train_cmd("--steps 3 --batch-size 2 --export-hf " + d + "/hf"));
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_EQ(again.output.find("step "), std::string::npos) << "trained before refusing:\n" << again.output;
+}
 }  // namespace

@@ -6,7 +6,7 @@
 int main(int argc, char** argv) {
   return mu::run_main("mu-train", [&] {
     mu::TrainOptions o;
-    mu::Cli cli("mu-train", "Train or fine-tune a Llama-family model with AdamW.");
+    mu::Cli cli("mu-train", "Train or fine-tune a Llama-family model with AdamW or Muon.");
     mu::register_options(cli, o);
     cli.epilog(
         "examples:\n"

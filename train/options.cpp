@@ -59,6 +59,9 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_flag("resume", &o.resume, "continue from the latest complete checkpoint in --out");
   cli.add_int64("stop-after", &o.stop_after,
                 "stop after N steps of this invocation and checkpoint (a job time limit); continue with --resume");
+  cli.add_string("export-hf", &o.export_hf, "DIR", "at the end, also write a Hugging Face LlamaForCausalLM directory");
+  cli.add_string("export-dtype", &o.export_dtype, "bf16|f16|f32", "dtype of the --export-hf weights");
+  cli.add_string("tokenizer-from", &o.tokenizer_from, "DIR", "copy tokenizer files into --export-hf from this HF directory");
   cli.add_string("log", &o.log, "FILE", "metrics as JSON lines (one object per step; validation lines carry val_loss)");
   cli.add_int64("log-every", &o.log_every, "print a progress line every N steps");
   cli.add_int64("log-every-muon", &o.log_every_muon,

@@ -36,6 +36,7 @@ struct TrainOptions {
   int64_t eval_every = 0, eval_steps = 20, save_every = 0;
   int keep_checkpoints = 2;
   std::string out, log;
+  std::string export_hf, export_dtype = "bf16", tokenizer_from;  // HF directory written at the end
   bool resume = false;
   int64_t log_every = 1;
   int64_t stop_after = 0;  // leave after this many steps of this invocation (checkpointed)

@@ -12,6 +12,7 @@
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/hf_export.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -115,6 +116,20 @@ void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now
 int run_training(const TrainOptions& o) {
   validate_options(o);
   const Device dev = pick_device(o.device);
+  // --export-hf: refuse a bad target before training, not after.
+  HfExportOptions hf_export;
+  if (!o.export_hf.empty()) {
+    MU_CHECK(dtype_from_torch_name(o.export_dtype == "f32"   ? "float32"
+                                   : o.export_dtype == "f16" ? "float16"
+                                   : o.export_dtype == "bf16" ? "bfloat16"
+                                                              : o.export_dtype,
+                                   &hf_export.dtype),
+             "--export-dtype must be bf16, f16 or f32 (got '%s')", o.export_dtype.c_str());
+    hf_export.tokenizer_from = o.tokenizer_from;
+    hf_export_precheck(o.export_hf, hf_export);
+  } else {
+    MU_CHECK(o.tokenizer_from.empty(), "--tokenizer-from needs --export-hf");
+  }
   const int B = o.batch_size, T = o.seq_len;
 
   // Resume point, if any.
@@ -309,6 +324,10 @@ int run_training(const TrainOptions& o) {
     if (start_step < o.steps) save(o.steps);
     save_checkpoint(o.out + "/model.safetensors", cfg, model.weights());
     std::fprintf(stderr, "mu-train: wrote %s/model.safetensors\n", o.out.c_str());
+  }
+  if (!o.export_hf.empty()) {
+    export_hf_dir(o.export_hf, cfg, model.weights(), hf_export);
+    std::fprintf(stderr, "mu-train: exported Hugging Face model to %s\n", o.export_hf.c_str());
   }
   std::fprintf(stderr, "mu-train: done in %s\n", fmt_duration(seconds_since(run_start)).c_str());
   return 0;
