@@ -4,6 +4,8 @@
 #include <set>
 
 #include "kernels/adamw.h"
+#include "kernels/adamw_master.h"
+#include "kernels/elementwise.h"
 
 namespace mu {
 
@@ -11,6 +13,7 @@ void AdamW::plan(ArenaPlan& plan, const std::vector<ParamRef>& params) {
   for (const ParamRef& p : params) {
     plan.add(m_name(p.name), Region::OptState, DType::F32, p.param.shape);
     plan.add(v_name(p.name), Region::OptState, DType::F32, p.param.shape);
+    if (p.param.dtype != DType::F32) plan.add(master_name(p.name), Region::Master, DType::F32, p.param.shape);
   }
 }
 
@@ -33,7 +36,12 @@ AdamW::AdamW(const std::vector<ParamRef>& params, const Arena& arena, AdamWConfi
              device_name(p.param.device), device_name(p.grad.device), device_name(arena.device()));
     MU_CHECK(arena.has(m_name(p.name)) && arena.has(v_name(p.name)),
              "adamw: no state for parameter '%s' in the arena (call AdamW::plan with the same params)", n);
-    Slot s{p, arena.get(m_name(p.name)), arena.get(v_name(p.name))};
+    Slot s{p, arena.get(m_name(p.name)), arena.get(v_name(p.name)), Tensor()};
+    if (p.param.dtype != DType::F32) {
+      MU_CHECK(arena.has(master_name(p.name)), "adamw: parameter '%s' is %s but has no fp32 master in the arena", n,
+               dtype_name(p.param.dtype));
+      s.master = arena.get(master_name(p.name));
+    }
     for (const Tensor* t : {&s.m, &s.v})
       MU_CHECK(t->dtype == DType::F32 && t->shape == p.param.shape,
                "adamw: state of parameter '%s' is %s, expected F32%s", n, t->str().c_str(),
@@ -53,7 +61,10 @@ void AdamW::step(double lr, float grad_scale) {
     h.weight_decay = s.ref.weight_decay ? cfg_.weight_decay : 0.0;
     h.step = t;
     h.grad_scale = grad_scale;
-    adamw_update(s.ref.param, s.ref.grad, s.m, s.v, h);
+    if (s.master.empty())
+      adamw_update(s.ref.param, s.ref.grad, s.m, s.v, h);
+    else
+      adamw_update_master(s.ref.param, s.master, s.ref.grad, s.m, s.v, h);
   }
   steps_ = t;
 }
@@ -64,8 +75,14 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() {
   for (const Slot& s : slots_) {
     out.emplace_back(m_name(s.ref.name), s.m);
     out.emplace_back(v_name(s.ref.name), s.v);
+    if (!s.master.empty()) out.emplace_back(master_name(s.ref.name), s.master);
   }
   return out;
+}
+
+void AdamW::init_masters() {
+  for (const Slot& s : slots_)
+    if (!s.master.empty()) copy(s.master, s.ref.param);
 }
 
 void AdamW::set_steps_taken(int64_t n) {

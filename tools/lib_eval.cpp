@@ -6,6 +6,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "core/cuda_check.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/transfer.h"
@@ -18,7 +19,10 @@ namespace mu {
 
 Device parse_device(const std::string& s) {
   if (s == "cpu") return Device::CPU;
-  if (s == "cuda") MU_FAIL("--device cuda: the cuda backend is not part of this build yet; use --device cpu");
+  if (s == "cuda") {
+    MU_CHECK(cuda_device_count() > 0, "--device cuda: no CUDA device is usable here (no GPU or no driver); use --device cpu");
+    return Device::CUDA;
+  }
   MU_FAIL("--device must be cpu or cuda, got '%s'", s.c_str());
 }
 
@@ -65,9 +69,11 @@ LoadedModel load_model(const std::string& path, int B, int T, bool training, Dev
   LoadedModel m;
   m.cfg = checkpoint_config(path);
   ArenaPlan plan;
-  Llama::plan(plan, m.cfg, {B, T}, training);
-  m.arena = std::make_unique<Arena>(plan, dev, dev == Device::CPU ? host_available_bytes() : 0,
-                                    "lower the batch size or sequence length");
+  // cuda: bf16 weights and activations (the values are rounded from the checkpoint's).
+  Llama::plan(plan, m.cfg, {B, T}, training, dev == Device::CUDA ? DType::BF16 : DType::F32);
+  size_t budget = host_available_bytes(), total = 0;
+  if (dev == Device::CUDA) cuda_mem_info(&budget, &total);
+  m.arena = std::make_unique<Arena>(plan, dev, budget, "lower the batch size or sequence length");
   m.model = std::make_unique<Llama>(m.cfg, *m.arena, LlamaShape{B, T}, training);
   load_checkpoint_weights(path, m.cfg, m.model->weights());
   return m;

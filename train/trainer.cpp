@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/arena.h"
+#include "core/cuda_check.h"
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
@@ -49,15 +50,14 @@ std::string fmt_rate(double tok_s) {
 }
 
 Device pick_device(const std::string& d) {
-  size_t free_b, total_b;
-  cuda_mem_info(&free_b, &total_b);
+  const int gpus = cuda_device_count();
   if (d == "cpu") return Device::CPU;
-  if (d == "cuda")
-    MU_FAIL("--device cuda: the cuda backend is not part of this build yet; train with --device cpu");
+  if (d == "cuda") {
+    MU_CHECK(gpus > 0, "--device cuda: no CUDA device is usable here (no GPU or no driver); use --device cpu");
+    return Device::CUDA;
+  }
   MU_CHECK(d == "auto", "--device must be auto, cpu or cuda (got '%s')", d.c_str());
-  if (total_b > 0)
-    std::fprintf(stderr, "mu-train: a GPU is present but the cuda backend is not built yet: training on the cpu\n");
-  return Device::CPU;
+  return gpus > 0 ? Device::CUDA : Device::CPU;
 }
 
 // The options that define the trajectory; a resume must not change them. Muon's switches
@@ -161,8 +161,14 @@ int run_training(const TrainOptions& o) {
                T);
 
   // Memory plan: model (params, grads, activations) + optimizer state, allocated once.
+  // The cuda backend keeps bf16 weights, activations and gradients, with fp32 master weights
+  // in the optimizer (DESIGN.md §2); the cpu backend is fp32 throughout.
+  const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  MU_CHECK(dev == Device::CPU || o.optimizer == "adamw",
+           "--optimizer %s on cuda: Muon's kernels run on the cpu backend only so far; use --device cpu or "
+           "--optimizer adamw", o.optimizer.c_str());
   ArenaPlan plan;
-  Llama::plan(plan, cfg, {B, T}, true);
+  Llama::plan(plan, cfg, {B, T}, true, param_dtype);
   std::vector<ParamRef> refs;
   AdamWConfig acfg;
   acfg.beta1 = o.adam_beta1;
@@ -174,12 +180,16 @@ int run_training(const TrainOptions& o) {
   {
     // ParamRefs need tensors; plan with shapes first, bind after allocation.
     for (const auto& p : llama_param_infos(cfg))
-      refs.push_back({p.name, Tensor(nullptr, DType::F32, dev, p.shape), Tensor(nullptr, DType::F32, dev, p.shape),
+      refs.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
                       p.weight_decay, p.hidden_matrix});
     if (o.optimizer == "muon") Muon::plan(plan, refs, muon_config(o, acfg), splits);
     else AdamW::plan(plan, refs);
   }
-  const size_t budget = dev == Device::CPU ? host_available_bytes() : 0;
+  size_t budget = host_available_bytes();
+  if (dev == Device::CUDA) {
+    size_t total = 0;
+    cuda_mem_info(&budget, &total);
+  }
   std::fprintf(stderr, "mu-train: %s\n", plan.describe(budget).c_str());
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
   Llama model(cfg, arena, {B, T}, true);
@@ -222,6 +232,7 @@ int run_training(const TrainOptions& o) {
   } else {
     model.init_random(static_cast<uint64_t>(o.seed));
   }
+  if (resume_step < 0 && muon == nullptr) static_cast<AdamW&>(opt).init_masters();  // resume: masters come from the state
   if (!o.out.empty()) make_dirs(o.out);
   MetricsLog metrics(o.log, resume_step >= 0 ? resume_step : -1);
 
