@@ -8,9 +8,8 @@
 #include "kernels/op_check.h"
 
 namespace mu {
-namespace {
 
-void check_hyper(const char* op, const AdamWHyper& h) {
+void adamw_check_hyper(const char* op, const AdamWHyper& h) {
   MU_CHECK(std::isfinite(h.lr) && h.lr >= 0.0, "%s: lr is %g, must be finite and >= 0", op, h.lr);
   MU_CHECK(h.beta1 >= 0.0 && h.beta1 < 1.0, "%s: beta1 is %g, must be in [0, 1)", op, h.beta1);
   MU_CHECK(h.beta2 >= 0.0 && h.beta2 < 1.0, "%s: beta2 is %g, must be in [0, 1)", op, h.beta2);
@@ -22,8 +21,6 @@ void check_hyper(const char* op, const AdamWHyper& h) {
   MU_CHECK(std::isfinite(h.grad_scale), "%s: grad_scale is %g, must be finite", op, h.grad_scale);
 }
 
-}  // namespace
-
 void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h) {
   const char* op = "adamw_update";
   check_present(op, {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}});
@@ -32,7 +29,7 @@ void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHype
   for (const NamedTensor& t : {NamedTensor{"grad", grad}, NamedTensor{"m", m}, NamedTensor{"v", v}})
     MU_CHECK(t.t.numel() == n, "%s: %s is %s but param is %s (numel must match)", op, t.name, t.t.str().c_str(),
              param.str().c_str());
-  check_hyper(op, h);
+  adamw_check_hyper(op, h);
   if (param.device == Device::CUDA) return cuda::adamw_update(param, grad, m, v, h);
   check_cpu_f32(op, {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}});
   cpu::adamw_update(param, grad, m, v, h);

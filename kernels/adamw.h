@@ -21,6 +21,9 @@ struct AdamWHyper {
 //   p = p - (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps)
 // param, m, v are updated in place; grad is only read. All four have the same numel (shapes
 // may differ, e.g. a flattened view) and device; the cpu backend wants F32 for all of them.
+// The hyperparameter checks shared by the AdamW entries (op names the caller in messages).
+void adamw_check_hyper(const char* op, const AdamWHyper& h);
+
 void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h);
 
 }  // namespace mu

@@ -8,22 +8,6 @@
 #include "kernels/op_check.h"
 
 namespace mu {
-namespace {
-
-// The same rules as adamw_update's (kernels/adamw.cpp keeps its copy private).
-void check_hyper(const char* op, const AdamWHyper& h) {
-  MU_CHECK(std::isfinite(h.lr) && h.lr >= 0.0, "%s: lr is %g, must be finite and >= 0", op, h.lr);
-  MU_CHECK(h.beta1 >= 0.0 && h.beta1 < 1.0, "%s: beta1 is %g, must be in [0, 1)", op, h.beta1);
-  MU_CHECK(h.beta2 >= 0.0 && h.beta2 < 1.0, "%s: beta2 is %g, must be in [0, 1)", op, h.beta2);
-  MU_CHECK(std::isfinite(h.eps) && h.eps >= 0.0, "%s: eps is %g, must be finite and >= 0", op, h.eps);
-  MU_CHECK(std::isfinite(h.weight_decay) && h.weight_decay >= 0.0, "%s: weight_decay is %g, must be finite and >= 0",
-           op, h.weight_decay);
-  MU_CHECK(h.step >= 1, "%s: step is %lld, must be >= 1 (1-based, for the bias corrections)", op,
-           static_cast<long long>(h.step));
-  MU_CHECK(std::isfinite(h.grad_scale), "%s: grad_scale is %g, must be finite", op, h.grad_scale);
-}
-
-}  // namespace
 
 void adamw_update_master(Tensor param, Tensor master, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h) {
   const char* op = "adamw_update_master";
@@ -36,7 +20,7 @@ void adamw_update_master(Tensor param, Tensor master, Tensor grad, Tensor m, Ten
              master.str().c_str());
   check_dtype(op, "master", master, DType::F32);
   MU_CHECK(param.data != master.data, "%s: param and master must be different buffers", op);
-  check_hyper(op, h);
+  adamw_check_hyper(op, h);
   if (master.device == Device::CUDA) return cuda::adamw_update_master(param, master, grad, m, v, h);
   check_cpu_f32(op, {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}});
   cpu::adamw_update_master(param, master, grad, m, v, h);
