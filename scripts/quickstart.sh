@@ -25,7 +25,11 @@ if [ ! -s data/brown_train_000000.bin ]; then
 fi
 
 echo "== 4/6 train the demo model ($STEPS steps)"
-rm -rf "$RUN"
+if [ -e "$RUN" ]; then  # keep an earlier run rather than delete it
+  old="$RUN.$(date +%Y%m%d-%H%M%S)"
+  mv "$RUN" "$old"
+  echo "(moved the previous run to $old)"
+fi
 mkdir -p "$RUN"
 build/mu-train --config demo \
   --data 'data/brown_train_*.bin' --val-data 'data/brown_val_*.bin' \
