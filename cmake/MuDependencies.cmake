@@ -15,6 +15,15 @@ endif()
 mu_require(NCCL "libnccl-dev")
 mu_require(nlohmann_json "nlohmann-json3-dev")
 mu_require(OpenMP "libomp-dev (clang) or g++ (libgomp)")
+# Optional: MPI gives the cpu backend several ranks under mpirun (MpiComm, the `mpi` tests).
+# Without it those are left out and make_comm says how to get them.
+find_package(MPI COMPONENTS CXX QUIET)
+if(MPI_CXX_FOUND)
+  message(STATUS "llm.mu: MPI ${MPI_CXX_VERSION} found (${MPIEXEC_EXECUTABLE}): multi-rank cpu runs and the mpi tests are on")
+else()
+  message(STATUS "llm.mu: MPI not found: multi-rank cpu runs and the mpi tests are off "
+                 "(install them with `apt-get install libopenmpi-dev openmpi-bin`)")
+endif()
 if(MU_BUILD_TESTS)
   mu_require(GTest "googletest libgtest-dev")
 endif()

