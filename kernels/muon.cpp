@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/muon_cpu.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -33,7 +34,7 @@ void muon_momentum(const MuonMomentumParams& p) {
            p.transpose_out ? " transposed" : "");
   MU_CHECK(p.mu >= 0.0f && p.mu < 1.0f, "%s: momentum mu is %g, must be in [0, 1)", op, p.mu);
   MU_CHECK(std::isfinite(p.grad_scale), "%s: grad_scale is %g, must be finite", op, p.grad_scale);
-  if (p.buf.device == Device::CUDA) fail_cuda_not_built(op);
+  if (p.buf.device == Device::CUDA) return cuda::muon_momentum(p);
   check_cpu_f32(op, {{"buf", p.buf}, {"grad", p.grad}, {"out", p.out}});
   cpu::muon_momentum(p);
 }
@@ -44,7 +45,7 @@ void frobenius_normalize(Tensor x, double norm_scale, double eps) {
   MU_CHECK(x.ndim() == 3, "%s: x is %s, expected (batch, rows, cols)", op, x.str().c_str());
   MU_CHECK(std::isfinite(norm_scale) && norm_scale > 0.0, "%s: norm_scale is %g, must be > 0", op, norm_scale);
   MU_CHECK(std::isfinite(eps) && eps > 0.0, "%s: eps is %g, must be > 0 (it keeps a zero matrix at zero)", op, eps);
-  if (x.device == Device::CUDA) fail_cuda_not_built(op);
+  if (x.device == Device::CUDA) return cuda::frobenius_normalize(x, norm_scale, eps);
   check_cpu_f32(op, {{"x", x}});
   cpu::frobenius_normalize(x, norm_scale, eps);
 }
@@ -59,7 +60,7 @@ void normuon_normalize(const NorMuonParams& p) {
   MU_CHECK(p.v.numel() == want, "%s: v is %s, expected %lld entries (one per %s of o %s)", op, p.v.str().c_str(),
            static_cast<long long>(want), p.per_row ? "row" : "column", p.o.str().c_str());
   MU_CHECK(p.beta2 >= 0.0f && p.beta2 < 1.0f, "%s: beta2 is %g, must be in [0, 1)", op, p.beta2);
-  if (p.o.device == Device::CUDA) fail_cuda_not_built(op);
+  if (p.o.device == Device::CUDA) return cuda::normuon_normalize(p);
   check_cpu_f32(op, {{"o", p.o}, {"v", p.v}});
   cpu::normuon_normalize(p);
 }
@@ -79,7 +80,7 @@ void muon_apply(const MuonApplyParams& p) {
   MU_CHECK(std::isfinite(p.scale) && p.scale >= 0.0, "%s: scale is %g, must be finite and >= 0", op, p.scale);
   MU_CHECK(std::isfinite(p.weight_decay) && p.weight_decay >= 0.0, "%s: weight_decay is %g, must be finite and >= 0",
            op, p.weight_decay);
-  if (p.param.device == Device::CUDA) fail_cuda_not_built(op);
+  if (p.param.device == Device::CUDA) return cuda::muon_apply(p);
   check_cpu_f32(op, {{"param", p.param}, {"o", p.o}});
   cpu::muon_apply(p);
 }

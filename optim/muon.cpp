@@ -65,6 +65,8 @@ void Muon::plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const Muon
   const std::vector<MuonMatrix> mats = muon_matrices(r.hidden, splits, cfg.split_heads);
   for (size_t p = 0; p < r.hidden.size(); p++) {
     plan.add(momentum_name(r.hidden[p].name), Region::OptState, DType::F32, r.hidden[p].param.shape);
+    if (r.hidden[p].param.dtype != DType::F32)
+      plan.add(master_name(r.hidden[p].name), Region::Master, DType::F32, r.hidden[p].param.shape);
     if (cfg.normuon)
       plan.add(normuon_name(r.hidden[p].name), Region::OptState, DType::F32,
                normuon_shape(r.hidden[p], normuon_layer_len(mats, p)));
@@ -96,8 +98,16 @@ Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonCo
              device_name(ref.param.device), device_name(ref.grad.device), device_name(arena.device()));
     MU_CHECK(arena.has(momentum_name(ref.name)) && (!cfg.normuon || arena.has(normuon_name(ref.name))),
              "muon: no state for parameter '%s' in the arena (call Muon::plan with the same params and config)", n);
-    Hidden h{ref, arena.get(momentum_name(ref.name)), Tensor()};
+    Hidden h{ref, arena.get(momentum_name(ref.name)), Tensor(), Tensor()};
     check_shape("muon", h.ref.name.c_str(), h.momentum, ref.param.shape);
+    if (ref.param.dtype != DType::F32) {
+      MU_CHECK(arena.has(master_name(ref.name)), "muon: parameter '%s' is %s but has no fp32 master in the arena", n,
+               dtype_name(ref.param.dtype));
+      h.master = arena.get(master_name(ref.name));
+      MU_CHECK(h.master.dtype == DType::F32 && h.master.shape == ref.param.shape,
+               "muon: master of parameter '%s' is %s, expected F32%s", n, h.master.str().c_str(),
+               ref.param.shape.str().c_str());
+    }
     if (cfg.normuon) {
       h.normuon_v = arena.get(normuon_name(ref.name));
       check_shape("muon", normuon_name(ref.name).c_str(), h.normuon_v,
@@ -182,7 +192,7 @@ void Muon::step(double lr, float grad_scale) {
         normuon_normalize(np);
       }
       MuonApplyParams ap;
-      ap.param = view_of(h.ref.param, mm);
+      ap.param = view_of(h.master.empty() ? h.ref.param : h.master, mm);  // BF16 params: the fp32 master
       ap.o = x[i];
       ap.o_transposed = mm.transposed();
       ap.lr = mlr;
@@ -198,6 +208,10 @@ void Muon::step(double lr, float grad_scale) {
       }
     }
   }
+  // The model computes with the low-precision param: write it from the updated master, once
+  // per param (every matrix of it has been applied above), rounded once.
+  for (const Hidden& h : hidden_)
+    if (!h.master.empty()) copy(h.ref.param, h.master);
   steps_++;
   if (diag) {
     diag_.clear();
@@ -226,8 +240,15 @@ std::vector<std::pair<std::string, Tensor>> Muon::state_tensors() {
   for (const Hidden& h : hidden_) {
     out.emplace_back(momentum_name(h.ref.name), h.momentum);
     if (cfg_.normuon) out.emplace_back(normuon_name(h.ref.name), h.normuon_v);
+    if (!h.master.empty()) out.emplace_back(master_name(h.ref.name), h.master);
   }
   return out;
+}
+
+void Muon::init_masters() {
+  adamw_->init_masters();
+  for (const Hidden& h : hidden_)
+    if (!h.master.empty()) copy(h.master, h.ref.param);
 }
 
 void Muon::set_steps_taken(int64_t n) {

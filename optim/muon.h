@@ -108,12 +108,20 @@ class Muon : public Optimizer {
   // Adds the state to the plan (Region::OptState): the inner AdamW's ("adamw.m/v.<name>") for
   // the non-hidden params; "muon.momentum.<name>" (F32, the param's shape) and with NorMuon
   // "muon.normuon_v.<name>" ((L, sum of max(A, B)) or (sum)) for the hidden ones; and the
-  // orthogonalization workspace "muon.ws.{x,x2,gram,poly}" (Region::Workspace). Reads only
+  // orthogonalization workspace "muon.ws.{x,x2,gram,poly}" (Region::Workspace). A hidden param
+  // that is not F32 (BF16 on cuda) also gets an fp32 master "muon.master.<name>" (Region::Master):
+  // the update runs on the master and the param is written from it after each step. Reads only
   // names, shapes and flags, so it can run before the params are allocated.
   static void plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const MuonConfig& cfg,
                    const MuonSplits& splits);
   // Binds the planned state (zeroed by the arena: fresh). `arena` must outlive the optimizer.
   Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonConfig& cfg, const MuonSplits& splits);
+
+  // Low-precision (BF16, the cuda training path) params: sets every fp32 master, the hidden
+  // ones' "muon.master.<name>" and the inner AdamW's "adamw.master.<name>", from its param.
+  // Call once the weights are initialised or loaded; a resume overwrites the masters from the
+  // training state instead (they are in state_tensors()).
+  void init_masters();
 
   void step(double lr, float grad_scale) override;
   std::vector<std::pair<std::string, Tensor>> state_tensors() override;
@@ -143,12 +151,14 @@ class Muon : public Optimizer {
 
   static std::string momentum_name(const std::string& p) { return "muon.momentum." + p; }
   static std::string normuon_name(const std::string& p) { return "muon.normuon_v." + p; }
+  static std::string master_name(const std::string& p) { return "muon.master." + p; }
 
  private:
   struct Hidden {
     ParamRef ref;
     Tensor momentum;  // the param's shape
     Tensor normuon_v; // (L, len) or (len); empty without NorMuon
+    Tensor master;    // F32 copy of a BF16 param, the param's shape; empty for F32 params
   };
   Tensor view_of(const Tensor& t, const MuonMatrix& mm) const;  // the matrix's rows of a param-shaped tensor
   Tensor v_of(const MuonMatrix& mm) const;

@@ -164,9 +164,6 @@ int run_training(const TrainOptions& o) {
   // The cuda backend keeps bf16 weights, activations and gradients, with fp32 master weights
   // in the optimizer (DESIGN.md §2); the cpu backend is fp32 throughout.
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
-  MU_CHECK(dev == Device::CPU || o.optimizer == "adamw",
-           "--optimizer %s on cuda: Muon's kernels run on the cpu backend only so far; use --device cpu or "
-           "--optimizer adamw", o.optimizer.c_str());
   ArenaPlan plan;
   Llama::plan(plan, cfg, {B, T}, true, param_dtype);
   std::vector<ParamRef> refs;
@@ -232,7 +229,12 @@ int run_training(const TrainOptions& o) {
   } else {
     model.init_random(static_cast<uint64_t>(o.seed));
   }
-  if (resume_step < 0 && muon == nullptr) static_cast<AdamW&>(opt).init_masters();  // resume: masters come from the state
+  if (resume_step < 0) {  // resume: the masters come from the state
+    if (muon)
+      muon->init_masters();
+    else
+      static_cast<AdamW&>(opt).init_masters();
+  }
   if (!o.out.empty()) make_dirs(o.out);
   MetricsLog metrics(o.log, resume_step >= 0 ? resume_step : -1);
 

@@ -13,6 +13,7 @@
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
+#include "kernels/muon.h"
 
 namespace mu {
 namespace cuda {
@@ -49,6 +50,13 @@ double sum_squares(Tensor t);
 
 void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h);
 void adamw_update_master(Tensor param, Tensor master, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h);
+
+// Muon (kernels/muon.cu): buf, out, x, o, v are F32 (fp32 state and workspace); grad and
+// param F32 or BF16. Deterministic (double reductions in a fixed order), no host syncs.
+void muon_momentum(const MuonMomentumParams& p);
+void frobenius_normalize(Tensor x, double norm_scale, double eps);
+void normuon_normalize(const NorMuonParams& p);
+void muon_apply(const MuonApplyParams& p);
 
 // ---- for mu-bench only ------------------------------------------------------------------
 // dst = src over `bytes` bytes with a plain 16-byte-per-thread copy kernel (no cudaMemcpy):
