@@ -1,6 +1,7 @@
 // The cuda backend's fused softmax/cross-entropy (forward, and forward+backward writing
 // dlogits in place) and fused AdamW (plain and with fp32 master weights) against the cpu
 // backend. See gpu_kernels.cpp for the conventions (rounded inputs, poisoned outputs).
+#include <cmath>
 #include <cstring>
 
 #include "kernels/adamw.h"
@@ -30,11 +31,15 @@ TEST_F(GpuLossOptim, CrossEntropyMatchesCpu) {
   for (int64_t V : {1024, 300, 50257})
     for (DType dt : {DType::F32, DType::BF16}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " V=" + std::to_string(V));
-      const std::vector<float> z = rounded_if(random_vec(N * V, rng, -4.0f, 4.0f), dt);
+      std::vector<float> z = rounded_if(random_vec(N * V, rng, -4.0f, 4.0f), dt);
       std::vector<int32_t> tgt(N);
       for (int64_t n = 0; n < N; n++) tgt[n] = static_cast<int32_t>(rng() % V);
       tgt[0] = 0;
       tgt[1] = static_cast<int32_t>(V - 1);
+      // Row 2: a masked vocabulary (-inf logits) everywhere but the last 8 entries, so every
+      // thread's first loads are all -inf (a NaN trap for online softmax).
+      for (int64_t v = 0; v < V - 8; v++) z[2 * V + v] = -INFINITY;
+      tgt[2] = static_cast<int32_t>(V - 1);
       const float gs = 1.0f / static_cast<float>(N);
       HostTensor hz = host_f32({N, V}, z), hloss = HostTensor::f32({N}), hloss2 = HostTensor::f32({N});
       cross_entropy_forward(hloss, hz, host_ids(tgt));

@@ -72,8 +72,11 @@ __global__ void cross_entropy_kernel(float* losses, T* logits, const int32_t* ta
       s *= expf(m - mx);  // m = -inf at first: exp(-inf) = 0 and s is 0 anyway
       m = mx;
     }
+    // While every logit seen is -inf (masked vocabulary entries), m is -inf too and x - m
+    // would be NaN: those entries contribute exp(-inf) = 0 (the cpu op subtracts a finite max).
+    const float m_use = m == -INFINITY ? 0.0f : m;
 #pragma unroll
-    for (int j = 0; j < VEC; j++) s += expf(x[j] - m);
+    for (int j = 0; j < VEC; j++) s += expf(x[j] - m_use);
   }
   block_combine(m, s, sm, ss);
   if (threadIdx.x == 0) losses[n] = logf(s) + m - zt;
