@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/util_kernels.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/elementwise.h"
@@ -31,6 +32,7 @@
 #include "kernels/swiglu.h"
 
 using namespace mu;
+using namespace mu::test;
 
 namespace {
 
@@ -38,20 +40,6 @@ constexpr float kStep = 1e-2f;         // see the file comment
 constexpr double kCoordRtol = 2e-3;    // per-coordinate relative tolerance
 constexpr double kCoordFloor = 2e-4;   // ... with this fraction of max |g| as absolute floor
 constexpr double kDirRtol = 1e-3;      // directional derivative vs sum |g u|
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-HostTensor randn_like_uniform(Shape s, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
-  HostTensor t = HostTensor::f32(s);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = u(rng);
-  return t;
-}
-
-HostTensor filled(Shape s, float v) {
-  HostTensor t = HostTensor::f32(s);
-  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = v;
-  return t;
-}
 
 // sum(r * y) in double.
 double project(const Tensor& r, const Tensor& y) {
@@ -129,8 +117,8 @@ void check_gradients(const std::function<double()>& loss, const std::vector<FdIn
 TEST(KernelsFd, MatmulLinearLayer) {
   std::mt19937 rng(1);
   const int64_t N = 7, in = 6, out = 5;  // awkward sizes below one micro-tile
-  HostTensor x = randn_like_uniform({N, in}, rng), W = randn_like_uniform({out, in}, rng);
-  HostTensor r = randn_like_uniform({N, out}, rng), y = HostTensor::f32({N, out});
+  HostTensor x = uniform({N, in}, rng), W = uniform({out, in}, rng);
+  HostTensor r = uniform({N, out}, rng), y = HostTensor::f32({N, out});
   auto loss = [&] {
     MatmulParams p;
     p.out = y;
@@ -142,7 +130,7 @@ TEST(KernelsFd, MatmulLinearLayer) {
   };
   // dx = dy @ W (beta 0 overwrites: NaN prefill must vanish); dW += dy^T @ x (beta 1).
   HostTensor dx = filled({N, in}, kNaN);
-  HostTensor dW = randn_like_uniform({out, in}, rng), dW0 = HostTensor::f32({out, in});
+  HostTensor dW = uniform({out, in}, rng), dW0 = HostTensor::f32({out, in});
   copy(dW0, dW);
   MatmulParams pdx;
   pdx.out = dx;
@@ -165,8 +153,8 @@ TEST(KernelsFd, MatmulBatchedAlpha) {
   std::mt19937 rng(2);
   const int64_t B = 3, M = 4, K = 5, N = 6;
   const float alpha = -0.75f;
-  HostTensor a = randn_like_uniform({B, M, K}, rng), b = randn_like_uniform({B, K, N}, rng);
-  HostTensor r = randn_like_uniform({B, M, N}, rng), y = HostTensor::f32({B, M, N});
+  HostTensor a = uniform({B, M, K}, rng), b = uniform({B, K, N}, rng);
+  HostTensor r = uniform({B, M, N}, rng), y = HostTensor::f32({B, M, N});
   auto loss = [&] {
     MatmulParams p;
     p.out = y;
@@ -202,15 +190,15 @@ TEST(KernelsFd, MatmulBatchedAlpha) {
 void rmsnorm_case(int64_t N, int64_t C, uint32_t seed) {
   std::mt19937 rng(seed);
   const float eps = 1e-5f;
-  HostTensor x = randn_like_uniform({N, C}, rng), w = randn_like_uniform({C}, rng, 0.5f, 1.5f);
-  HostTensor r = randn_like_uniform({N, C}, rng), y = HostTensor::f32({N, C}), rstd = HostTensor::f32({N});
+  HostTensor x = uniform({N, C}, rng), w = uniform({C}, rng, 0.5f, 1.5f);
+  HostTensor r = uniform({N, C}, rng), y = HostTensor::f32({N, C}), rstd = HostTensor::f32({N});
   auto loss = [&] {
     rmsnorm_forward(y, rstd, x, w, eps);
     return project(r, y);
   };
   loss();  // fills rstd for the backward
   // Both gradients accumulate (+=): prefill them and subtract the prefill.
-  HostTensor dx = randn_like_uniform({N, C}, rng), dw = randn_like_uniform({C}, rng);
+  HostTensor dx = uniform({N, C}, rng), dw = uniform({C}, rng);
   HostTensor dx0 = HostTensor::f32({N, C}), dw0 = HostTensor::f32({C});
   copy(dx0, dx);
   copy(dw0, dw);
@@ -232,7 +220,7 @@ TEST(KernelsFd, Rope) {
   rp.theta = 100.0;  // a small theta: large angles within T = 5
   HostTensor cos = HostTensor::f32({T, D / 2}), sin = HostTensor::f32({T, D / 2});
   rope_tables(cos, sin, rp);
-  HostTensor qkv = randn_like_uniform({B, T, H, D}, rng), r = randn_like_uniform({B, T, H, D}, rng);
+  HostTensor qkv = uniform({B, T, H, D}, rng), r = uniform({B, T, H, D}, rng);
   HostTensor work = HostTensor::f32({B, T, H, D});
   auto loss = [&] {
     copy(work, qkv);
@@ -250,8 +238,8 @@ TEST(KernelsFd, Rope) {
 void attention_case(AttentionShape s, uint32_t seed) {
   std::mt19937 rng(seed);
   const int64_t Htot = s.n_head + 2 * s.n_kv_head;
-  HostTensor qkv = randn_like_uniform({s.B, s.T, Htot, s.head_dim}, rng, -1.5f, 1.5f);
-  HostTensor r = randn_like_uniform({s.B, s.T, s.n_head, s.head_dim}, rng);
+  HostTensor qkv = uniform({s.B, s.T, Htot, s.head_dim}, rng, -1.5f, 1.5f);
+  HostTensor r = uniform({s.B, s.T, s.n_head, s.head_dim}, rng);
   HostTensor out = HostTensor::f32({s.B, s.T, s.n_head, s.head_dim}), lse = HostTensor::f32({s.B, s.n_head, s.T});
   auto loss = [&] {
     attention_forward(out, lse, qkv, s);
@@ -303,8 +291,8 @@ TEST(KernelsFd, AttentionPastOneKeyBlock) { attention_case({1, 70, 2, 1, 4}, 10)
 TEST(KernelsFd, Swiglu) {
   std::mt19937 rng(10);
   const int64_t N = 4, F = 13;
-  HostTensor gu = randn_like_uniform({N, 2 * F}, rng, -3.0f, 3.0f);  // wide enough to reach silu's curvature
-  HostTensor r = randn_like_uniform({N, F}, rng), y = HostTensor::f32({N, F});
+  HostTensor gu = uniform({N, 2 * F}, rng, -3.0f, 3.0f);  // wide enough to reach silu's curvature
+  HostTensor r = uniform({N, F}, rng), y = HostTensor::f32({N, F});
   auto loss = [&] {
     swiglu_forward(y, gu);
     return project(r, y);
@@ -320,7 +308,7 @@ TEST(KernelsFd, CrossEntropy) {
   std::mt19937 rng(11);
   const int64_t N = 5, V = 11;
   const float grad_scale = 0.37f;
-  HostTensor logits = randn_like_uniform({N, V}, rng, -3.0f, 3.0f);
+  HostTensor logits = uniform({N, V}, rng, -3.0f, 3.0f);
   HostTensor targets(DType::I32, {N});
   for (int64_t i = 0; i < N; i++) targets.t().i32()[i] = static_cast<int32_t>(rng() % V);
   HostTensor losses = HostTensor::f32({N}), scale = filled({N}, grad_scale);
@@ -341,16 +329,16 @@ TEST(KernelsFd, CrossEntropy) {
 TEST(KernelsFd, Embedding) {
   std::mt19937 rng(12);
   const int64_t V = 9, C = 70, N = 12;  // C > 64: two channel blocks in the backward
-  HostTensor table = randn_like_uniform({V, C}, rng);
+  HostTensor table = uniform({V, C}, rng);
   HostTensor tokens(DType::I32, {N});
   const int32_t ids[N] = {3, 0, 8, 3, 3, 5, 1, 0, 7, 2, 8, 3};  // repeats; token 4 and 6 unused
   for (int64_t i = 0; i < N; i++) tokens.t().i32()[i] = ids[i];
-  HostTensor r = randn_like_uniform({N, C}, rng), out = HostTensor::f32({N, C});
+  HostTensor r = uniform({N, C}, rng), out = HostTensor::f32({N, C});
   auto loss = [&] {
     embedding_forward(out, tokens, table);
     return project(r, out);
   };
-  HostTensor dtable = randn_like_uniform({V, C}, rng), dtable0 = HostTensor::f32({V, C});
+  HostTensor dtable = uniform({V, C}, rng), dtable0 = HostTensor::f32({V, C});
   copy(dtable0, dtable);
   embedding_backward(dtable, tokens, r);
   std::vector<double> g = to_vec(dtable, &dtable0.t());

@@ -10,46 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/util_kernels.h"
 #include "kernels/matmul.h"
 
 using namespace mu;
+using namespace mu::test;
 
 namespace {
 
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-HostTensor uniform(Shape s, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
-  HostTensor t = HostTensor::f32(s);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = u(rng);
-  return t;
-}
-
-HostTensor filled(Shape s, float v) {
-  HostTensor t = HostTensor::f32(s);
-  for (int64_t i = 0; i < t.numel(); i++) t.f32()[i] = v;
-  return t;
-}
-
-// |got - want| <= atol + rtol * |want| element-wise; reports the first few misses.
-void expect_close(const float* got, const std::vector<double>& want, double atol, double rtol, const char* what) {
-  int bad = 0;
-  for (size_t i = 0; i < want.size(); i++) {
-    const double err = std::fabs(got[i] - want[i]);
-    if (!(err <= atol + rtol * std::fabs(want[i])) && bad++ < 5)
-      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " elements off";
-}
-
-// Runs f with the given OpenMP thread count, restoring the previous one.
-template <class F>
-void with_threads(int n, F f) {
-  const int old = omp_get_max_threads();
-  omp_set_num_threads(n);
-  f();
-  omp_set_num_threads(old);
-}
 
 // Reference: out_i = alpha * op(a_i) @ op(b_i) + beta * out_i by the triple loop in double,
 // reading every operand through explicit (batch, row, col) index arithmetic.
