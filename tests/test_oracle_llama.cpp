@@ -27,25 +27,6 @@ const char* kCases[] = {"mha_tied",   "gqa2_untied",  "gqa3_llama3",       "awkw
 constexpr double kLogitTol = 1e-5;
 constexpr double kGradTol = 1e-4;
 
-struct Batch {
-  int B = 0, T = 0;
-  std::vector<int32_t> inputs, targets;
-};
-
-Batch read_batch(const SafetensorsFile& fx) {
-  const StTensorInfo& t = fx.get("tokens");
-  Batch b;
-  b.B = static_cast<int>(t.shape[0]);
-  b.T = static_cast<int>(t.shape[1]) - 1;
-  const int32_t* p = static_cast<const int32_t*>(t.data);
-  for (int i = 0; i < b.B; i++)
-    for (int j = 0; j < b.T; j++) {
-      b.inputs.push_back(p[i * (b.T + 1) + j]);
-      b.targets.push_back(p[i * (b.T + 1) + j + 1]);
-    }
-  return b;
-}
-
 class OracleCase : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(OracleCase, CpuForwardBackwardMatchesPyTorch) {

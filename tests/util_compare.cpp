@@ -38,6 +38,21 @@ std::vector<double> read_f64(const SafetensorsFile& f, const std::string& name) 
   return out;
 }
 
+Batch read_batch(const SafetensorsFile& fx) {
+  const StTensorInfo& t = fx.get("tokens");
+  MU_CHECK(t.dtype == DType::I32 && t.shape.ndim == 2, "%s: 'tokens' must be I32 (B, T+1)", fx.path().c_str());
+  Batch b;
+  b.B = static_cast<int>(t.shape[0]);
+  b.T = static_cast<int>(t.shape[1]) - 1;
+  const int32_t* p = static_cast<const int32_t*>(t.data);
+  for (int i = 0; i < b.B; i++)
+    for (int j = 0; j < b.T; j++) {
+      b.inputs.push_back(p[i * (b.T + 1) + j]);
+      b.targets.push_back(p[i * (b.T + 1) + j + 1]);
+    }
+  return b;
+}
+
 RunResult run_cmd(const std::string& cmd) {
   RunResult r;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");

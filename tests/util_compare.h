@@ -13,6 +13,13 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b);
 std::vector<double> as_f64(const float* p, size_t n);
 std::vector<double> read_f64(const SafetensorsFile& f, const std::string& name);
 
+// An oracle fixture's (B, T+1) I32 `tokens` split into inputs [:, :-1] and targets [:, 1:].
+struct Batch {
+  int B = 0, T = 0;
+  std::vector<int32_t> inputs, targets;
+};
+Batch read_batch(const SafetensorsFile& fx);
+
 struct RunResult {
   int exit_code = -1;   // WEXITSTATUS, or -1 when killed by a signal
   bool signaled = false;
