@@ -17,63 +17,53 @@ static std::string fmt_double(double v) {
   return buf;
 }
 
-void Cli::add_string(const std::string& name, std::string* v, const std::string& metavar, const std::string& help) {
-  Opt o;
+namespace {
+// One option entry; `set` parses and stores the value.
+Cli::Opt make_opt(const std::string& name, const std::string& metavar, const std::string& help, const std::string& def,
+                  std::function<void(const std::string&)> set) {
+  Cli::Opt o;
   o.name = name;
   o.metavar = metavar;
   o.help = help;
-  o.def = *v;
-  o.set = [v](const std::string& s) { *v = s; };
-  opts_.push_back(o);
+  o.def = def;
+  o.set = std::move(set);
+  return o;
+}
+
+int64_t parse_integer(const std::string& name, const std::string& s, int64_t lo, int64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(s.c_str(), &end, 10);
+  MU_CHECK(!s.empty() && *end == 0 && errno == 0 && x >= lo && x <= hi, "--%s expects an integer, got '%s'",
+           name.c_str(), s.c_str());
+  return x;
+}
+}  // namespace
+
+void Cli::add_string(const std::string& name, std::string* v, const std::string& metavar, const std::string& help) {
+  opts_.push_back(make_opt(name, metavar, help, *v, [v](const std::string& s) { *v = s; }));
 }
 
 void Cli::add_int(const std::string& name, int* v, const std::string& help) {
-  Opt o;
-  o.name = name;
-  o.metavar = "N";
-  o.help = help;
-  o.def = std::to_string(*v);
-  o.set = [v, name](const std::string& s) {
-    char* end = nullptr;
-    errno = 0;
-    long x = std::strtol(s.c_str(), &end, 10);
-    MU_CHECK(!s.empty() && *end == 0 && errno == 0 && x >= INT32_MIN && x <= INT32_MAX,
-             "--%s expects an integer, got '%s'", name.c_str(), s.c_str());
-    *v = static_cast<int>(x);
-  };
-  opts_.push_back(o);
+  opts_.push_back(make_opt(name, "N", help, std::to_string(*v), [v, name](const std::string& s) {
+    *v = static_cast<int>(parse_integer(name, s, INT32_MIN, INT32_MAX));
+  }));
 }
 
 void Cli::add_int64(const std::string& name, int64_t* v, const std::string& help) {
-  Opt o;
-  o.name = name;
-  o.metavar = "N";
-  o.help = help;
-  o.def = std::to_string(*v);
-  o.set = [v, name](const std::string& s) {
-    char* end = nullptr;
-    errno = 0;
-    long long x = std::strtoll(s.c_str(), &end, 10);
-    MU_CHECK(!s.empty() && *end == 0 && errno == 0, "--%s expects an integer, got '%s'", name.c_str(), s.c_str());
-    *v = x;
-  };
-  opts_.push_back(o);
+  opts_.push_back(make_opt(name, "N", help, std::to_string(*v), [v, name](const std::string& s) {
+    *v = parse_integer(name, s, INT64_MIN, INT64_MAX);
+  }));
 }
 
 void Cli::add_float(const std::string& name, double* v, const std::string& help) {
-  Opt o;
-  o.name = name;
-  o.metavar = "X";
-  o.help = help;
-  o.def = fmt_double(*v);
-  o.set = [v, name](const std::string& s) {
+  opts_.push_back(make_opt(name, "X", help, fmt_double(*v), [v, name](const std::string& s) {
     char* end = nullptr;
     errno = 0;
     double x = std::strtod(s.c_str(), &end);
     MU_CHECK(!s.empty() && *end == 0 && errno == 0, "--%s expects a number, got '%s'", name.c_str(), s.c_str());
     *v = x;
-  };
-  opts_.push_back(o);
+  }));
 }
 
 void Cli::add_flag(const std::string& name, bool* v, const std::string& help) {

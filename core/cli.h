@@ -30,7 +30,7 @@ class Cli {
   bool given(const std::string& name) const;  // was --name on the command line?
   std::string usage() const;
 
- private:
+ public:
   struct Opt {
     std::string name, metavar, help, def;
     bool is_flag = false;
@@ -38,6 +38,8 @@ class Cli {
     std::function<void(const std::string&)> set;
     bool seen = false;
   };
+
+ private:
   Opt* find(const std::string& name);
   std::string prog_, summary_, epilog_;
   std::vector<Opt> opts_;
