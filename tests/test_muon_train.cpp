@@ -48,17 +48,6 @@ std::map<int64_t, std::string> losses(const std::string& path) {
   return m;
 }
 
-std::vector<float> weights_of(const std::string& ckpt) {
-  SafetensorsFile f(ckpt);
-  std::vector<float> all;
-  for (const auto& t : f.tensors()) {
-    HostTensor h = HostTensor::f32(t.shape);
-    f.read_f32(t.name, h);
-    all.insert(all.end(), h.f32(), h.f32() + h.numel());
-  }
-  return all;
-}
-
 // The default Muon (Moonlight's recipe at AdamW's LR) and the modded-nanogpt combination both
 // learn the synthetic text: ln(256) = 5.55 at init; AdamW reaches ~1.9 in these 40 steps and a
 // broken update does not get below 3. Diagnostics appear every 10 steps and only then.

@@ -58,17 +58,6 @@ std::map<int64_t, std::string> losses(const std::string& path) {
   return m;
 }
 
-std::vector<float> weights_of(const std::string& ckpt) {
-  SafetensorsFile f(ckpt);
-  std::vector<float> all;
-  for (const auto& t : f.tensors()) {
-    HostTensor h = HostTensor::f32(t.shape);
-    f.read_f32(t.name, h);
-    all.insert(all.end(), h.f32(), h.f32() + h.numel());
-  }
-  return all;
-}
-
 TEST(Train, SameSeedTwiceIsBitwiseIdentical) {
   const std::string a = make_temp_dir("det"), b = make_temp_dir("det");
   for (const std::string& d : {a, b}) {

@@ -53,6 +53,17 @@ Batch read_batch(const SafetensorsFile& fx) {
   return b;
 }
 
+std::vector<float> weights_of(const std::string& ckpt) {
+  SafetensorsFile f(ckpt);
+  std::vector<float> all;
+  for (const auto& t : f.tensors()) {
+    HostTensor h = HostTensor::f32(t.shape);
+    f.read_f32(t.name, h);
+    all.insert(all.end(), h.f32(), h.f32() + h.numel());
+  }
+  return all;
+}
+
 RunResult run_cmd(const std::string& cmd) {
   RunResult r;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");

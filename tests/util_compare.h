@@ -20,6 +20,10 @@ struct Batch {
 };
 Batch read_batch(const SafetensorsFile& fx);
 
+// Every tensor of a safetensors file (a checkpoint) as float32, in file order: for bitwise
+// comparisons of whole models.
+std::vector<float> weights_of(const std::string& ckpt);
+
 struct RunResult {
   int exit_code = -1;   // WEXITSTATUS, or -1 when killed by a signal
   bool signaled = false;
