@@ -10,7 +10,11 @@ ClipResult clip_scale(const std::vector<Tensor>& grads, double max_norm) {
   MU_CHECK(!std::isnan(max_norm), "clip: max_norm is NaN");
   double sum = 0.0;
   for (const Tensor& g : grads) sum += sum_squares(g);
-  const double norm = std::sqrt(sum);
+  return clip_from_norm(std::sqrt(sum), max_norm);
+}
+
+ClipResult clip_from_norm(double norm, double max_norm) {
+  MU_CHECK(!std::isnan(max_norm), "clip: max_norm is NaN");
   ClipResult r{norm, 1.0f};
   if (!std::isfinite(norm) || max_norm <= 0.0) return r;
   // torch: clamp(max_norm / (norm + 1e-6), max=1). Because of the 1e-6 this already scales

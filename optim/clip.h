@@ -20,5 +20,7 @@ struct ClipResult {
 // norm is returned as is with scale 1: the caller must check std::isfinite(norm), report and
 // stop; clipping cannot repair it.
 ClipResult clip_scale(const std::vector<Tensor>& grads, double max_norm);
+// The same from a norm computed elsewhere (data parallel: the sum of the ranks' squares).
+ClipResult clip_from_norm(double norm, double max_norm);
 
 }  // namespace mu

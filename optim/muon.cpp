@@ -54,6 +54,11 @@ Shape normuon_shape(const ParamRef& p, int64_t len) {
   return p.param.ndim() == 3 ? Shape{p.param.size(0), len} : Shape{len};
 }
 
+MuonShardPlan shard_for(const MuonConfig& c, const std::vector<MuonMatrix>& mats) {
+  return muon_shard_plan(mats, c.comm ? c.comm->world() : 1, c.ns_steps);
+}
+int rank_of(const MuonConfig& c) { return c.comm ? c.comm->rank() : 0; }
+
 const char* const kWs[] = {"muon.ws.x", "muon.ws.x2", "muon.ws.gram", "muon.ws.poly"};
 
 }  // namespace
@@ -71,7 +76,8 @@ void Muon::plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const Muon
       plan.add(normuon_name(r.hidden[p].name), Region::OptState, DType::F32,
                normuon_shape(r.hidden[p], normuon_layer_len(mats, p)));
   }
-  const WorkspaceSize ws = workspace_size(muon_batches(mats, cfg.max_batch_elems));
+  const MuonShardPlan shard = shard_for(cfg, mats);  // the workspace need only fit this rank's batches
+  const WorkspaceSize ws = workspace_size(muon_batches(mats, cfg.max_batch_elems, &shard.owner, rank_of(cfg)));
   plan.add(kWs[0], Region::Workspace, DType::F32, Shape{ws.x});
   plan.add(kWs[1], Region::Workspace, DType::F32, Shape{ws.x});
   plan.add(kWs[2], Region::Workspace, DType::F32, Shape{ws.gram});
@@ -85,7 +91,8 @@ Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonCo
   adamw_refs_ = r.adamw;
   adamw_ = std::make_unique<AdamW>(r.adamw, arena, cfg.adamw);
   matrices_ = muon_matrices(r.hidden, splits, cfg.split_heads);
-  batches_ = muon_batches(matrices_, cfg.max_batch_elems);
+  shard_ = shard_for(cfg, matrices_);
+  batches_ = muon_batches(matrices_, cfg.max_batch_elems, &shard_.owner, rank_of(cfg));
   for (size_t p = 0; p < r.hidden.size(); p++) {
     const ParamRef& ref = r.hidden[p];
     const char* n = ref.name.c_str();
@@ -150,7 +157,7 @@ void Muon::step(double lr, float grad_scale) {
            lr);
   const bool diag = want_diag_;
   struct GroupDiag {
-    double lr_eff = 0, sq = 0, count = 0, ortho_err = 0;
+    double sq = 0, count = 0, ortho_err = 0;
   };
   std::map<std::string, GroupDiag> gd;
 
@@ -202,8 +209,7 @@ void Muon::step(double lr, float grad_scale) {
       muon_apply(ap);
       if (diag) {
         GroupDiag& g = gd[mm.group];
-        g.lr_eff = mlr * ap.scale;
-        g.sq += g.lr_eff * g.lr_eff * sum_squares(x[i]);
+        g.sq += (mlr * ap.scale) * (mlr * ap.scale) * sum_squares(x[i]);
         g.count += static_cast<double>(mm.rows * mm.cols);
       }
     }
@@ -216,14 +222,23 @@ void Muon::step(double lr, float grad_scale) {
   if (diag) {
     diag_.clear();
     diag_.emplace_back("muon.lr", mlr);
-    std::vector<std::string> order;  // groups in routing order
+    std::vector<const MuonMatrix*> samples;  // one per group, in routing order
     for (const MuonMatrix& mm : matrices_)
-      if (mm.sample) order.push_back(mm.group);
-    for (const std::string& g : order) {
-      const GroupDiag& d = gd[g];
-      diag_.emplace_back("muon." + g + ".lr_eff", d.lr_eff);
-      diag_.emplace_back("muon." + g + ".update_rms", d.count > 0 ? std::sqrt(d.sq / d.count) : 0.0);
-      diag_.emplace_back("muon." + g + ".ortho_err", d.ortho_err);
+      if (mm.sample) samples.push_back(&mm);
+    // Sharded: each rank holds the sums over its own matrices (and the error of the samples it
+    // owns, 0 elsewhere), so one all-reduce gives every rank the whole picture.
+    std::vector<double> sums;
+    for (const MuonMatrix* mm : samples) {
+      const GroupDiag& d = gd[mm->group];
+      sums.insert(sums.end(), {d.sq, d.count, d.ortho_err});
+    }
+    if (cfg_.comm && !sums.empty()) cfg_.comm->all_reduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+    for (size_t i = 0; i < samples.size(); i++) {
+      const std::string& g = samples[i]->group;
+      const double sq = sums[3 * i], count = sums[3 * i + 1];
+      diag_.emplace_back("muon." + g + ".lr_eff", mlr * muon_lr_scale(cfg_.lr_scale, samples[i]->rows, samples[i]->cols));
+      diag_.emplace_back("muon." + g + ".update_rms", count > 0 ? std::sqrt(sq / count) : 0.0);
+      diag_.emplace_back("muon." + g + ".ortho_err", sums[3 * i + 2]);
     }
     want_diag_ = false;
   }
@@ -280,10 +295,11 @@ std::string Muon::describe() const {
   for (size_t i = 0; i < order.size(); i++)
     s += strformat("%s%s %d x %s", i ? ", " : "", order[i].c_str(), groups[order[i]].first,
                    groups[order[i]].second.c_str());
-  s += strformat(" in %zu batched orthogonalizations; adamw: ", batches_.size());
+  s += strformat(" in %zu batched orthogonalizations%s; adamw: ", batches_.size(), cfg_.comm ? " on this rank" : "");
   const std::vector<std::string> a = adamw_params();
   for (size_t i = 0; i < a.size(); i++) s += (i ? ", " : "") + a[i];
   if (a.empty()) s += "(none)";
+  if (cfg_.comm) s += "\nmuon sharded over " + shard_.describe();
   return s;
 }
 

@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/comm.h"
 #include "kernels/muon.h"
 #include "optim/adamw.h"
 #include "optim/optimizer.h"
+#include "optim/muon_shard.h"
 #include "optim/orthogonalize.h"
 
 namespace mu {
@@ -59,6 +61,11 @@ struct MuonConfig {
   bool split_heads = false;
   int64_t max_batch_elems = int64_t{1} << 26;  // caps one orthogonalization batch (and its workspace)
   AdamWConfig adamw;                           // the non-hidden params
+  // Data parallel (issue 6): with a communicator of world W, the matrices are divided among the
+  // ranks by muon_shard_plan (optim/muon_shard.h) and this rank updates only its own; the caller
+  // reduces their gradients first and all-gathers the weights after (train/data_parallel.h).
+  // Diagnostics are summed over the ranks. Null: one rank updates every matrix.
+  Comm* comm = nullptr;
 };
 
 // A row range of a stored hidden param that is one logical matrix.
@@ -98,8 +105,10 @@ struct MuonBatch {
 std::vector<MuonMatrix> muon_matrices(const std::vector<ParamRef>& hidden, const MuonSplits& splits,
                                       bool split_heads);
 // Groups matrices by their wide shape (min(A,B), max(A,B)) in order of first appearance, then cuts
-// each group into batches of at most max_batch_elems elements (at least one matrix each).
-std::vector<MuonBatch> muon_batches(const std::vector<MuonMatrix>& matrices, int64_t max_batch_elems);
+// each group into batches of at most max_batch_elems elements (at least one matrix each). With
+// `owner` (one rank per matrix), only the matrices owned by `rank` are batched.
+std::vector<MuonBatch> muon_batches(const std::vector<MuonMatrix>& matrices, int64_t max_batch_elems,
+                                    const std::vector<int>* owner = nullptr, int rank = 0);
 // NorMuon state entries per layer of hidden param p: the sum of max(A, B) over its matrices.
 int64_t normuon_layer_len(const std::vector<MuonMatrix>& matrices, size_t p);
 
@@ -143,7 +152,10 @@ class Muon : public Optimizer {
 
   // Routing, for logs and tests.
   const std::vector<MuonMatrix>& matrices() const { return matrices_; }
-  const std::vector<MuonBatch>& batches() const { return batches_; }
+  const std::vector<MuonBatch>& batches() const { return batches_; }  // this rank's
+  // The owner of each matrix (all 0 without a communicator) and the plan behind it.
+  const std::vector<int>& owners() const { return shard_.owner; }
+  const MuonShardPlan& shard_plan() const { return shard_; }
   const std::vector<std::string>& hidden_params() const { return hidden_names_; }
   std::vector<std::string> adamw_params() const;
   std::string describe() const;  // one paragraph: groups, shapes, batches, the AdamW params
@@ -170,6 +182,7 @@ class Muon : public Optimizer {
   std::vector<std::string> hidden_names_;
   std::vector<MuonMatrix> matrices_;
   std::vector<MuonBatch> batches_;
+  MuonShardPlan shard_;
   Tensor ws_x_, ws_x2_, ws_gram_, ws_poly_;  // flat F32
   int64_t steps_ = 0;
   bool want_diag_ = false;

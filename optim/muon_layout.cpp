@@ -133,10 +133,14 @@ std::vector<MuonMatrix> muon_matrices(const std::vector<ParamRef>& hidden, const
   return out;
 }
 
-std::vector<MuonBatch> muon_batches(const std::vector<MuonMatrix>& matrices, int64_t max_batch_elems) {
+std::vector<MuonBatch> muon_batches(const std::vector<MuonMatrix>& matrices, int64_t max_batch_elems,
+                                    const std::vector<int>* owner, int rank) {
   MU_CHECK(max_batch_elems > 0, "muon: max_batch_elems is %lld, must be > 0", static_cast<long long>(max_batch_elems));
   std::vector<MuonBatch> groups;  // one per wide shape, in order of first appearance
+  MU_CHECK(!owner || owner->size() == matrices.size(), "muon: the ownership list has %zu entries for %zu matrices",
+           owner ? owner->size() : size_t{0}, matrices.size());
   for (size_t i = 0; i < matrices.size(); i++) {
+    if (owner && (*owner)[i] != rank) continue;
     const int64_t m = std::min(matrices[i].rows, matrices[i].cols), n = std::max(matrices[i].rows, matrices[i].cols);
     auto it = std::find_if(groups.begin(), groups.end(), [&](const MuonBatch& g) { return g.m == m && g.n == n; });
     if (it == groups.end()) {

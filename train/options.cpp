@@ -67,6 +67,10 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_int64("log-every-muon", &o.log_every_muon,
                 "Muon diagnostics every N steps in --log: per group LR, update RMS, orthogonality error (0: off)");
   cli.add_string("device", &o.device, "auto|cpu|cuda", "backend; auto picks cuda when a GPU is present");
+  cli.section("several GPUs or processes (launch with mpirun, srun or torchrun-style RANK/WORLD_SIZE variables)");
+  cli.add_string("comm", &o.comm, "auto|single|mpi|nccl",
+                 "communicator: auto is single for one rank, mpi for the cpu backend and nccl for cuda beyond one; "
+                 "mpi or nccl at one rank runs the sharded data-parallel path anyway (a check)");
 }
 
 void validate_options(const TrainOptions& o) {
@@ -106,6 +110,8 @@ void validate_options(const TrainOptions& o) {
   MU_CHECK(o.normuon_beta2 >= 0 && o.normuon_beta2 < 1, "--normuon-beta2 must be in [0, 1)");
   MU_CHECK(o.log_every_muon >= 0, "--log-every-muon must be >= 0");
   MU_CHECK(o.log_every_muon == 0 || o.optimizer == "muon", "--log-every-muon needs --optimizer muon");
+  MU_CHECK(o.comm == "auto" || o.comm == "single" || o.comm == "mpi" || o.comm == "nccl",
+           "--comm must be auto, single, mpi or nccl (got '%s')", o.comm.c_str());
 }
 
 }  // namespace mu

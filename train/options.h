@@ -41,6 +41,8 @@ struct TrainOptions {
   int64_t log_every = 1;
   int64_t stop_after = 0;  // leave after this many steps of this invocation (checkpointed)
   std::string device = "auto";
+  // data parallel (train/data_parallel.h): rank and world come from the launcher
+  std::string comm = "auto";  // auto|single|mpi|nccl
 };
 
 void register_options(Cli& cli, TrainOptions& o);

@@ -9,18 +9,18 @@
 #include <memory>
 
 #include "core/arena.h"
+#include "core/comm.h"
 #include "core/cuda_check.h"
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
 #include "model/llama.h"
-#include "optim/adamw.h"
-#include "optim/clip.h"
 #include "optim/muon.h"
 #include "optim/schedule.h"
 #include "train/dataloader.h"
 #include "train/metrics.h"
+#include "train/optim_setup.h"
 #include "train/run_dir.h"
 #include "train/shards.h"
 #include "train/train_state.h"
@@ -62,10 +62,11 @@ Device pick_device(const std::string& d) {
 
 // The options that define the trajectory; a resume must not change them. Muon's switches
 // (not its continuous hyperparameters, which may change like --lr) count only under Muon.
-nlohmann::json trajectory_options(const TrainOptions& o) {
+// `world` and `sharded` (the data-parallel path) shape the optimizer state each rank saves.
+nlohmann::json trajectory_options(const TrainOptions& o, int world, bool sharded) {
   nlohmann::json j = {{"batch_size", o.batch_size}, {"seq_len", o.seq_len},     {"grad_accum", o.grad_accum},
                       {"shuffle", o.shuffle},       {"seed", o.seed},           {"optimizer", o.optimizer},
-                      {"data", o.data}};
+                      {"data", o.data},             {"world", world},           {"sharded", sharded}};
   if (o.optimizer == "muon") {
     j["muon_momentum_kind"] = o.muon_momentum_kind;
     j["nesterov"] = o.nesterov;
@@ -79,31 +80,19 @@ nlohmann::json trajectory_options(const TrainOptions& o) {
   return j;
 }
 
-MuonConfig muon_config(const TrainOptions& o, const AdamWConfig& adamw) {
-  MuonConfig m;
-  m.lr = o.lr;
-  m.muon_lr = o.muon_lr < 0 ? o.lr : o.muon_lr;
-  m.momentum = o.muon_momentum;
-  m.momentum_kind = parse_momentum_kind(o.muon_momentum_kind);
-  m.nesterov = o.nesterov;
-  m.ortho = parse_ortho(o.muon_ortho);
-  m.ns_steps = o.muon_ns_steps;
-  m.normuon = o.normuon;
-  m.normuon_beta2 = o.normuon_beta2;
-  m.lr_scale = parse_lr_scale(o.muon_lr_scale);
-  m.weight_decay = o.muon_wd < 0 ? o.weight_decay : o.muon_wd;
-  m.wd_kind = parse_wd_kind(o.muon_wd_kind);
-  m.split_heads = o.muon_split_heads;
-  m.adamw = adamw;
-  return m;
-}
-
 void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now, const std::string& path) {
   std::vector<std::string> keys = {"optimizer"};  // first: a changed optimizer explains the rest
   for (auto& [key, value] : now.items())
     if (key != "optimizer") keys.push_back(key);
   for (const std::string& key : keys) {
     const nlohmann::json& value = now.at(key);
+    // Checkpoints from before data parallelism were one rank, unsharded.
+    const nlohmann::json old = key == "world" ? nlohmann::json(1) : key == "sharded" ? nlohmann::json(false) : nlohmann::json();
+    if (!saved.contains(key) && !old.is_null()) {
+      MU_CHECK(old == value, "--resume: option %s is %s now but %s in the checkpoint %s; resume with the same value",
+               key.c_str(), value.dump().c_str(), old.dump().c_str(), path.c_str());
+      continue;
+    }
     MU_CHECK(saved.contains(key) && saved[key] == value,
              "--resume: option %s is %s now but %s in the checkpoint %s; resume with the same value",
              key.c_str(), value.dump().c_str(), saved.contains(key) ? saved[key].dump().c_str() : "missing",
@@ -113,9 +102,67 @@ void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now
 
 }  // namespace
 
+namespace {
+
+// The rank's state file in a checkpoint: rank 0 keeps the one-rank name.
+std::string state_file(const std::string& dir, int rank) {
+  return dir + (rank == 0 ? "/state.safetensors" : strformat("/state.rank%05d.safetensors", rank));
+}
+
+CommBackend comm_backend(const std::string& s) {
+  if (s == "single") return CommBackend::Single;
+  if (s == "mpi") return CommBackend::Mpi;
+  if (s == "nccl") return CommBackend::Nccl;
+  return CommBackend::Auto;
+}
+
+// Test hook: MU_TEST_RANK_FAIL=<rank>:<step>:exit|throw makes that rank leave at that step
+// (std::_Exit(3), or a mu::Error as a failing disk would), so the tests can check the others
+// do not hang.
+void test_rank_fail(int rank, int64_t step) {
+  const char* v = std::getenv("MU_TEST_RANK_FAIL");
+  if (!v) return;
+  int r = -1;
+  long long st = -1;
+  char mode[16] = {0};
+  if (std::sscanf(v, "%d:%lld:%15s", &r, &st, mode) != 3 || r != rank || st != step) return;
+  std::fprintf(stderr, "mu-train: MU_TEST_RANK_FAIL: rank %d leaves at step %lld (%s)\n", rank, st, mode);
+  std::fflush(stderr);
+  if (std::string(mode) == "exit") std::_Exit(3);
+  MU_FAIL("MU_TEST_RANK_FAIL: rank %d fails at step %lld on purpose", rank, st);
+}
+
+int train(const TrainOptions& o, Device dev, Comm* comm);
+
+}  // namespace
+
 int run_training(const TrainOptions& o) {
   validate_options(o);
   const Device dev = pick_device(o.device);
+  const LaunchEnv env = launch_env();
+  // One rank trains as it always has unless a communicator is asked for; beyond one rank
+  // every rank takes the data-parallel path.
+  std::unique_ptr<Comm> comm;
+  if (env.world > 1 || (o.comm != "auto" && o.comm != "single")) comm = make_comm(dev, env, comm_backend(o.comm));
+  try {
+    return train(o, dev, comm.get());
+  } catch (const std::exception& e) {
+    if (!comm || comm->world() == 1) throw;
+    // The others may be waiting in a collective: say who failed, then end the whole job.
+    std::fprintf(stderr, "mu-train: error on rank %d of %d: %s\n", comm->rank(), comm->world(), e.what());
+    comm->abort_job(1);
+    throw;
+  }
+}
+
+namespace {
+
+int train(const TrainOptions& o, Device dev, Comm* comm) {
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world() : 1;
+  const bool lead = rank == 0;  // prints, writes the metrics, the model files and the markers
+  auto info = [&](const char* fmt, auto... args) {
+    if (lead) std::fprintf(stderr, fmt, args...);
+  };
   // --export-hf: refuse a bad target before training, not after.
   HfExportOptions hf_export;
   if (!o.export_hf.empty()) {
@@ -126,19 +173,22 @@ int run_training(const TrainOptions& o) {
                                    &hf_export.dtype),
              "--export-dtype must be bf16, f16 or f32 (got '%s')", o.export_dtype.c_str());
     hf_export.tokenizer_from = o.tokenizer_from;
-    hf_export_precheck(o.export_hf, hf_export);
+    if (lead) hf_export_precheck(o.export_hf, hf_export);
   } else {
     MU_CHECK(o.tokenizer_from.empty(), "--tokenizer-from needs --export-hf");
   }
   const int B = o.batch_size, T = o.seq_len;
+  if (comm)
+    info("mu-train: rank %d of %d (%s communicator): each rank takes %d of the %d rows of a micro-batch\n", rank,
+         world, comm->name(), B, world * B);
+  const nlohmann::json trajectory = trajectory_options(o, world, comm != nullptr);
 
   // Resume point, if any.
   std::string resume_dir;
   int64_t resume_step = -1;
   if (o.resume) {
     resume_step = latest_checkpoint(o.out, &resume_dir);
-    if (resume_step < 0)
-      std::fprintf(stderr, "mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
+    if (resume_step < 0) info("mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
   }
 
   // Model config: from the checkpoint we resume or start from, else the preset / config.json.
@@ -146,19 +196,18 @@ int run_training(const TrainOptions& o) {
   if (resume_step >= 0) cfg = checkpoint_config(resume_dir + "/model.safetensors");
   else if (!o.model.empty()) cfg = checkpoint_config(o.model);
   else cfg = load_config(o.config);
-  std::fprintf(stderr, "mu-train: model %s\n", cfg.summary().c_str());
+  info("mu-train: model %s\n", cfg.summary().c_str());
   if (T > cfg.max_position_embeddings)
-    std::fprintf(stderr, "mu-train: warning: --seq-len %d exceeds max_position_embeddings %d\n", T,
-                 cfg.max_position_embeddings);
+    info("mu-train: warning: --seq-len %d exceeds max_position_embeddings %d\n", T, cfg.max_position_embeddings);
 
-  // Data.
+  // Data: rank r reads rows r*B .. r*B+B-1 of each world*B-row micro-batch (train/dataloader.h).
   ShardSet train_data(o.data, cfg.vocab_size);
   std::unique_ptr<ShardSet> val_data;
   if (!o.val_data.empty()) val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
-  DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed)});
-  std::fprintf(stderr, "mu-train: data %s: %lld tokens (%lld micro-batches of %dx%d per epoch)\n", o.data.c_str(),
-               static_cast<long long>(train_data.total_tokens()), static_cast<long long>(loader.batches_per_epoch()), B,
-               T);
+  DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed), rank, world});
+  info("mu-train: data %s: %lld tokens (%lld micro-batches of %dx%d per epoch)\n", o.data.c_str(),
+       static_cast<long long>(train_data.total_tokens()), static_cast<long long>(loader.batches_per_epoch()),
+       world * B, T);
 
   // Memory plan: model (params, grads, activations) + optimizer state, allocated once.
   // The cuda backend keeps bf16 weights, activations and gradients, with fp32 master weights
@@ -166,77 +215,56 @@ int run_training(const TrainOptions& o) {
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
   ArenaPlan plan;
   Llama::plan(plan, cfg, {B, T}, true, param_dtype);
-  std::vector<ParamRef> refs;
-  AdamWConfig acfg;
-  acfg.beta1 = o.adam_beta1;
-  acfg.beta2 = o.adam_beta2;
-  acfg.eps = o.adam_eps;
-  acfg.weight_decay = o.weight_decay;
-  const MuonSplits splits = llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
-                                              cfg.head_dim, cfg.intermediate_size);
+  TrainOptimizer opt(o, cfg, comm);
   {
-    // ParamRefs need tensors; plan with shapes first, bind after allocation.
+    std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
     for (const auto& p : llama_param_infos(cfg))
-      refs.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
-                      p.weight_decay, p.hidden_matrix});
-    if (o.optimizer == "muon") Muon::plan(plan, refs, muon_config(o, acfg), splits);
-    else AdamW::plan(plan, refs);
+      shapes.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
+                        p.weight_decay, p.hidden_matrix});
+    opt.plan(plan, shapes);
   }
   size_t budget = host_available_bytes();
   if (dev == Device::CUDA) {
     size_t total = 0;
     cuda_mem_info(&budget, &total);
   }
-  std::fprintf(stderr, "mu-train: %s\n", plan.describe(budget).c_str());
+  info("mu-train: %s\n", plan.describe(budget).c_str());
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
   Llama model(cfg, arena, {B, T}, true);
-  refs.clear();
   {
+    std::vector<ParamRef> refs;
     auto params = model.weights().named(cfg), grads = model.grads().named(cfg);
     auto infos = llama_param_infos(cfg);
     for (size_t i = 0; i < infos.size(); i++)
       refs.push_back({infos[i].name, params[i].second, grads[i].second, infos[i].weight_decay, infos[i].hidden_matrix});
+    opt.bind(refs, arena);
   }
-  std::unique_ptr<Optimizer> opt_owner;
-  Muon* muon = nullptr;
-  if (o.optimizer == "muon") {
-    auto m = std::make_unique<Muon>(refs, arena, muon_config(o, acfg), splits);
-    muon = m.get();
-    std::fprintf(stderr, "mu-train: %s\n", m->describe().c_str());
-    opt_owner = std::move(m);
-  } else {
-    opt_owner = std::make_unique<AdamW>(refs, arena, acfg);
-  }
-  Optimizer& opt = *opt_owner;
+  info("mu-train: %s\n", opt.describe().c_str());
 
-  // Initial weights and state.
+  // Initial weights and state. Every rank initialises (or loads) the same weights.
   int64_t start_step = 0;
   if (resume_step >= 0) {
+    const std::string state_path = state_file(resume_dir, rank);
     {  // the options first: a changed --optimizer explains missing state better than the tensors would
-      SafetensorsFile sf(resume_dir + "/state.safetensors");
+      SafetensorsFile sf(state_path);
       if (sf.metadata().count("options"))
-        check_resume_options(nlohmann::json::parse(sf.metadata().at("options")), trajectory_options(o), resume_dir);
+        check_resume_options(nlohmann::json::parse(sf.metadata().at("options")), trajectory, resume_dir);
     }
     load_checkpoint_weights(resume_dir + "/model.safetensors", cfg, model.weights());
-    TrainState st = load_train_state(resume_dir + "/state.safetensors", opt.state_tensors());
-    check_resume_options(st.options, trajectory_options(o), resume_dir);
+    TrainState st = load_train_state(state_path, opt.state_tensors());
+    check_resume_options(st.options, trajectory, resume_dir);
     loader.set_state(st.loader);
     opt.set_steps_taken(st.step);
     start_step = st.step;
-    std::fprintf(stderr, "mu-train: resumed from %s (step %lld)\n", resume_dir.c_str(), static_cast<long long>(st.step));
+    info("mu-train: resumed from %s (step %lld)\n", resume_dir.c_str(), static_cast<long long>(st.step));
   } else if (!o.model.empty()) {
     load_checkpoint_weights(o.model, cfg, model.weights());
   } else {
     model.init_random(static_cast<uint64_t>(o.seed));
   }
-  if (resume_step < 0) {  // resume: the masters come from the state
-    if (muon)
-      muon->init_masters();
-    else
-      static_cast<AdamW&>(opt).init_masters();
-  }
-  if (!o.out.empty()) make_dirs(o.out);
-  MetricsLog metrics(o.log, resume_step >= 0 ? resume_step : -1);
+  if (resume_step < 0) opt.init_masters();  // resume: the masters come from the state
+  if (!o.out.empty() && lead) make_dirs(o.out);
+  MetricsLog metrics(lead ? o.log : std::string(), resume_step >= 0 ? resume_step : -1);
 
   ScheduleConfig sched;
   sched.kind = parse_schedule(o.schedule);
@@ -246,31 +274,37 @@ int run_training(const TrainOptions& o) {
   sched.wsd_decay_frac = o.wsd_decay_frac;
 
   std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(inputs.size());
-  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * o.grad_accum;
+  const int64_t tokens_per_step = static_cast<int64_t>(world) * B * T * o.grad_accum;
+  // Each rank's gradients carry its tokens' share of the global mean; the reduction sums them.
   const float grad_scale = 1.0f / static_cast<float>(tokens_per_step);
-  std::vector<Tensor> grad_list;
-  for (const auto& r : refs) grad_list.push_back(r.grad);
+  auto mean_over_ranks = [&](double x) {
+    if (!comm) return x;
+    comm->all_reduce_sum(&x, 1);
+    return x / world;
+  };
 
   auto evaluate = [&](int64_t step) {
     if (!val_data) return;
-    DataLoader vl(*val_data, LoaderConfig{B, T, false, 0});
+    DataLoader vl(*val_data, LoaderConfig{B, T, false, 0, rank, world});
     double sum = 0;
     for (int64_t i = 0; i < o.eval_steps; i++) {
       vl.next(inputs.data(), targets.data());
       model.set_batch(inputs.data(), targets.data());
       sum += model.forward();
     }
-    const double val = sum / static_cast<double>(o.eval_steps);
-    std::fprintf(stderr, "step %6lld | val loss %.4f\n", static_cast<long long>(step), val);
+    const double val = mean_over_ranks(sum / static_cast<double>(o.eval_steps));
+    info("step %6lld | val loss %.4f\n", static_cast<long long>(step), val);
     metrics.write({{"step", step}, {"val_loss", val}, {"tokens", step * tokens_per_step}});
   };
 
   auto save = [&](int64_t step) {
     const std::string dir = checkpoint_dir(o.out, step);
-    make_dirs(dir);
-    save_checkpoint(dir + "/model.safetensors", cfg, model.weights());
-    save_train_state(dir + "/state.safetensors", TrainState{step, loader.state(), trajectory_options(o)},
-                     opt.state_tensors());
+    if (lead) make_dirs(dir);
+    if (comm) comm->barrier();  // the directory exists for every rank
+    if (lead) save_checkpoint(dir + "/model.safetensors", cfg, model.weights());
+    save_train_state(state_file(dir, rank), TrainState{step, loader.state(), trajectory}, opt.state_tensors());
+    if (comm) comm->barrier();  // every rank's state is on disk before the marker
+    if (!lead) return;
     fsync_dir(dir);
     if (const char* kill = std::getenv("MU_TEST_DIE_BEFORE_MARKER"); kill && std::atoll(kill) == step) {
       std::fprintf(stderr, "mu-train: MU_TEST_DIE_BEFORE_MARKER: dying before the marker of step %lld\n",
@@ -281,15 +315,18 @@ int run_training(const TrainOptions& o) {
     prune_checkpoints(o.out, o.keep_checkpoints);
   };
 
-  std::fprintf(stderr, "mu-train: %lld steps x %lld tokens (B=%d T=%d accum=%d) on %s, %d threads\n",
-               static_cast<long long>(o.steps), static_cast<long long>(tokens_per_step), B, T, o.grad_accum,
-               device_name(dev), omp_get_max_threads());
+  info("mu-train: %lld steps x %lld tokens (B=%d T=%d accum=%d%s) on %s, %d threads%s\n",
+       static_cast<long long>(o.steps), static_cast<long long>(tokens_per_step), B, T, o.grad_accum,
+       world > 1 ? strformat(" ranks=%d", world).c_str() : "", device_name(dev), omp_get_max_threads(),
+       world > 1 ? " per rank" : "");
+  Muon* muon = opt.muon();
   const auto run_start = Clock::now();
   double step_time_avg = 0;
   int64_t last_step = o.steps;
   if (o.stop_after > 0) last_step = std::min(o.steps, start_step + o.stop_after);
   for (int64_t step = start_step + 1; step <= last_step; step++) {
     const auto t0 = Clock::now();
+    test_rank_fail(rank, step);
     model.zero_grads();
     double loss = 0;
     for (int micro = 0; micro < o.grad_accum; micro++) {
@@ -297,7 +334,8 @@ int run_training(const TrainOptions& o) {
       model.set_batch(inputs.data(), targets.data());
       loss += model.forward_backward(grad_scale) / o.grad_accum;
     }
-    ClipResult clip = clip_scale(grad_list, o.grad_clip);
+    loss = mean_over_ranks(loss);
+    ClipResult clip = opt.reduce_and_clip(o.grad_clip);
     MU_CHECK(std::isfinite(loss) && std::isfinite(clip.norm),
              "step %lld: loss %g, gradient norm %g: training diverged (lower --lr, raise --warmup, or --grad-clip); "
              "the last checkpoint in %s is intact",
@@ -320,30 +358,33 @@ int run_training(const TrainOptions& o) {
       for (const auto& [key, value] : muon->take_diagnostics()) record[key] = value;
     metrics.write(record);
     if (step % o.log_every == 0 || step == o.steps || step == start_step + 1)
-      std::fprintf(stderr, "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %s tok/s | eta %s\n",
-                   static_cast<long long>(step), static_cast<long long>(o.steps), loss, lr, clip.norm, dt * 1e3,
-                   fmt_rate(tok_s).c_str(), fmt_duration(step_time_avg * (o.steps - step)).c_str());
+      info("step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %s tok/s | eta %s\n",
+           static_cast<long long>(step), static_cast<long long>(o.steps), loss, lr, clip.norm, dt * 1e3,
+           fmt_rate(tok_s).c_str(), fmt_duration(step_time_avg * (o.steps - step)).c_str());
     if (o.eval_every > 0 && step % o.eval_every == 0 && step != o.steps) evaluate(step);
     if (o.save_every > 0 && step % o.save_every == 0 && step != o.steps) save(step);
   }
   if (last_step < o.steps) {
     if (o.save_every == 0 || last_step % o.save_every != 0) save(last_step);
-    std::fprintf(stderr, "mu-train: stopped after step %lld of %lld (--stop-after); continue with --resume\n",
-                 static_cast<long long>(last_step), static_cast<long long>(o.steps));
+    info("mu-train: stopped after step %lld of %lld (--stop-after); continue with --resume\n",
+         static_cast<long long>(last_step), static_cast<long long>(o.steps));
     return 0;
   }
   evaluate(o.steps);
   if (!o.out.empty()) {
     if (start_step < o.steps) save(o.steps);
-    save_checkpoint(o.out + "/model.safetensors", cfg, model.weights());
-    std::fprintf(stderr, "mu-train: wrote %s/model.safetensors\n", o.out.c_str());
+    if (lead) save_checkpoint(o.out + "/model.safetensors", cfg, model.weights());
+    info("mu-train: wrote %s/model.safetensors\n", o.out.c_str());
   }
-  if (!o.export_hf.empty()) {
+  if (!o.export_hf.empty() && lead) {
     export_hf_dir(o.export_hf, cfg, model.weights(), hf_export);
-    std::fprintf(stderr, "mu-train: exported Hugging Face model to %s\n", o.export_hf.c_str());
+    info("mu-train: exported Hugging Face model to %s\n", o.export_hf.c_str());
   }
-  std::fprintf(stderr, "mu-train: done in %s\n", fmt_duration(seconds_since(run_start)).c_str());
+  if (comm) comm->barrier();  // no rank leaves (finalizing MPI) while rank 0 still writes
+  info("mu-train: done in %s\n", fmt_duration(seconds_since(run_start)).c_str());
   return 0;
 }
+
+}  // namespace
 
 }  // namespace mu

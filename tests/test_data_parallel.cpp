@@ -1,0 +1,198 @@
+// The pieces of data parallelism that need no second process: Muon's sharding plan (balance
+// for the presets at 2, 4, 8 and 64 ranks), the ZeRO-1 element ranges, and the pack /
+// reduce-scatter / all-gather bookkeeping through the single-rank communicator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <set>
+
+#include "core/comm.h"
+#include "core/rng.h"
+#include "model/config.h"
+#include "model/layout.h"
+#include "optim/muon_shard.h"
+#include "train/data_parallel.h"
+
+using namespace mu;
+
+namespace {
+
+std::vector<ParamRef> shapes_of(const LlamaConfig& cfg, Device dev = Device::CPU) {
+  std::vector<ParamRef> out;
+  for (const auto& p : llama_param_infos(cfg))
+    out.push_back({p.name, Tensor(nullptr, DType::F32, dev, p.shape), Tensor(nullptr, DType::F32, dev, p.shape),
+                   p.weight_decay, p.hidden_matrix});
+  return out;
+}
+
+std::vector<MuonMatrix> matrices_of(const LlamaConfig& cfg, bool split_heads = false) {
+  std::vector<ParamRef> hidden;
+  for (const ParamRef& r : shapes_of(cfg))
+    if (r.hidden_matrix) hidden.push_back(r);
+  return muon_matrices(hidden,
+                       llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                         cfg.head_dim, cfg.intermediate_size),
+                       split_heads);
+}
+
+TEST(MuonShardPlan, FlopsFollowTheFormula) {
+  MuonMatrix tall;
+  tall.rows = 300;
+  tall.cols = 100;  // m = 100, n = 300
+  EXPECT_DOUBLE_EQ(muon_ortho_flops(tall, 5), 5 * (4.0 * 100 * 100 * 300 + 2.0 * 100 * 100 * 100));
+  MuonMatrix wide = tall;
+  std::swap(wide.rows, wide.cols);
+  EXPECT_DOUBLE_EQ(muon_ortho_flops(wide, 5), muon_ortho_flops(tall, 5));
+}
+
+// The target (max/mean <= 1.10 for llama-3.2-1b at 8 ranks), and for every preset and
+// world size the guarantee of the greedy: no rank exceeds the mean by more than one matrix,
+// hence <= 1.10 wherever the largest matrix is at most a tenth of the mean.
+TEST(MuonShardPlan, BalanceOfThePresets) {
+  std::printf("%-14s %6s %9s  %s\n", "preset", "ranks", "max/mean", "(largest matrix / mean)");
+  for (const char* preset : {"tiny", "demo", "smollm2-135m", "llama-300m", "llama-3.2-1b"}) {
+    const std::vector<MuonMatrix> mats = matrices_of(load_config(preset));
+    double largest = 0;
+    for (const auto& m : mats) largest = std::max(largest, muon_ortho_flops(m, 5));
+    for (int world : {2, 4, 8, 64}) {
+      const MuonShardPlan p = muon_shard_plan(mats, world, 5);
+      const double mean = p.total_flops() / world;
+      const double mx = *std::max_element(p.rank_flops.begin(), p.rank_flops.end());
+      std::printf("%-14s %6d %9.3f  (%.3f)\n", preset, world, p.max_over_mean(), largest / mean);
+      EXPECT_LE(mx, mean + largest + 1e-6 * mean) << preset << " at " << world;
+      if (largest <= 0.1 * mean) EXPECT_LE(p.max_over_mean(), 1.10) << preset << " at " << world;
+      // every matrix owned once, counts add up
+      EXPECT_EQ(std::accumulate(p.rank_matrices.begin(), p.rank_matrices.end(), 0), static_cast<int>(mats.size()));
+      for (int o : p.owner) EXPECT_TRUE(o >= 0 && o < world);
+    }
+  }
+  const MuonShardPlan one_b = muon_shard_plan(matrices_of(load_config("llama-3.2-1b")), 8, 5);
+  EXPECT_LE(one_b.max_over_mean(), 1.10) << one_b.describe();
+}
+
+// Same-shape matrices stay together: each rank orthogonalizes at most one batch per distinct
+// shape, and every rank computes the same plan.
+TEST(MuonShardPlan, RanksBatchByShapeAndAgree) {
+  const std::vector<MuonMatrix> mats = matrices_of(load_config("llama-3.2-1b"), true);  // per head
+  std::set<std::pair<int64_t, int64_t>> shapes;
+  for (const auto& m : mats) shapes.insert({std::min(m.rows, m.cols), std::max(m.rows, m.cols)});
+  const MuonShardPlan p = muon_shard_plan(mats, 8, 5);
+  EXPECT_EQ(p.owner, muon_shard_plan(mats, 8, 5).owner);
+  size_t owned = 0;
+  for (int r = 0; r < 8; r++) {
+    const auto batches = muon_batches(mats, int64_t{1} << 40, &p.owner, r);
+    EXPECT_LE(batches.size(), shapes.size()) << "rank " << r;
+    for (const auto& b : batches) owned += b.items.size();
+  }
+  EXPECT_EQ(owned, mats.size());
+}
+
+TEST(Zero1Pieces, NearEqualContiguousRanges) {
+  const std::vector<ParamRef> refs = shapes_of(load_config("tiny"));
+  std::vector<size_t> all(refs.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  int64_t total = 0;
+  for (const auto& r : refs) total += r.param.numel();
+  for (int world : {1, 2, 3, 7, 64}) {
+    const std::vector<DpPiece> pieces = zero1_pieces(refs, all, world);
+    std::vector<int64_t> per(world, 0);
+    int64_t run = 0;  // pieces come in run order: param by param, offsets increasing
+    size_t last_param = 0;
+    int64_t last_end = 0;
+    for (const DpPiece& p : pieces) {
+      if (p.param != last_param) {
+        EXPECT_EQ(last_end, refs[last_param].param.numel());
+        last_param = p.param;
+        last_end = 0;
+      }
+      EXPECT_EQ(p.offset, last_end);
+      last_end = p.offset + p.count;
+      per[p.owner] += p.count;
+      run += p.count;
+    }
+    EXPECT_EQ(run, total);
+    const auto [lo, hi] = std::minmax_element(per.begin(), per.end());
+    EXPECT_LE(*hi - *lo, 1) << "world " << world;
+  }
+}
+
+// World 1 through the single-rank communicator: the reduce-scatter and all-gather are copies,
+// so gradients and weights must come back unchanged, and the norm must equal clip_scale's.
+TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
+  const LlamaConfig cfg = load_config("tiny");
+  std::vector<ParamRef> refs = shapes_of(cfg);
+  std::vector<size_t> adamw_idx, hidden_idx;
+  for (size_t i = 0; i < refs.size(); i++) (refs[i].hidden_matrix ? hidden_idx : adamw_idx).push_back(i);
+  std::vector<ParamRef> hidden;
+  for (size_t i : hidden_idx) hidden.push_back(refs[i]);
+  const std::vector<MuonMatrix> mats = matrices_of(cfg);
+  std::vector<DpPiece> pieces = zero1_pieces(refs, adamw_idx, 1);
+  for (const DpPiece& p : muon_pieces(refs, hidden_idx, mats, std::vector<int>(mats.size(), 0))) pieces.push_back(p);
+
+  ArenaPlan plan;
+  for (const ParamRef& r : refs) {
+    plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
+    plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
+  }
+  DataParallel::plan(plan, pieces, 1, DType::F32);
+  Arena arena(plan, Device::CPU, size_t{1} << 30, "");
+  Rng rng(5);
+  std::vector<std::vector<float>> p0, g0;
+  for (ParamRef& r : refs) {
+    r.param = arena.get("p." + r.name);
+    r.grad = arena.get("g." + r.name);
+    for (int64_t i = 0; i < r.param.numel(); i++) {
+      r.param.f32()[i] = static_cast<float>(rng.normal());
+      r.grad.f32()[i] = static_cast<float>(rng.normal());
+    }
+    p0.emplace_back(r.param.f32(), r.param.f32() + r.param.numel());
+    g0.emplace_back(r.grad.f32(), r.grad.f32() + r.grad.numel());
+  }
+  auto comm = make_comm(Device::CPU, LaunchEnv{}, CommBackend::Single);
+  DataParallel dp(*comm, refs, pieces, arena);
+  dp.reduce_grads();
+  std::vector<Tensor> grads;
+  for (const ParamRef& r : refs) grads.push_back(r.grad);
+  const ClipResult want = clip_scale(grads, 1.0);
+  const ClipResult got = dp.clip(1.0);
+  EXPECT_NEAR(got.norm, want.norm, 1e-12 * want.norm);
+  EXPECT_EQ(got.scale, want.scale);
+  dp.gather_params();
+  for (size_t i = 0; i < refs.size(); i++) {
+    EXPECT_EQ(std::vector<float>(refs[i].param.f32(), refs[i].param.f32() + refs[i].param.numel()), p0[i])
+        << refs[i].name;
+    EXPECT_EQ(std::vector<float>(refs[i].grad.f32(), refs[i].grad.f32() + refs[i].grad.numel()), g0[i])
+        << refs[i].name;
+  }
+}
+
+TEST(DataParallelBookkeeping, RefusesPiecesThatDoNotCoverTheParams) {
+  const LlamaConfig cfg = load_config("tiny");
+  std::vector<ParamRef> refs = shapes_of(cfg);
+  std::vector<size_t> all(refs.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  std::vector<DpPiece> pieces = zero1_pieces(refs, all, 1);
+  pieces.back().count -= 1;  // a gap at the end of the last param
+  ArenaPlan plan;
+  for (const ParamRef& r : refs) {
+    plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
+    plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
+  }
+  DataParallel::plan(plan, pieces, 1, DType::F32);
+  Arena arena(plan, Device::CPU, size_t{1} << 30, "");
+  for (ParamRef& r : refs) {
+    r.param = arena.get("p." + r.name);
+    r.grad = arena.get("g." + r.name);
+  }
+  auto comm = make_comm(Device::CPU, LaunchEnv{}, CommBackend::Single);
+  try {
+    DataParallel dp(*comm, refs, pieces, arena);
+    FAIL() << "accepted pieces with a gap";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is covered up to element"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

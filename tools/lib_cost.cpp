@@ -1,0 +1,97 @@
+#include "tools/lib_cost.h"
+
+#include <algorithm>
+
+#include "model/layout.h"
+#include "optim/muon.h"
+#include "optim/muon_shard.h"
+
+namespace mu {
+
+double optimizer_bytes_per_param(const std::string& optimizer) {
+  MU_CHECK(optimizer == "muon" || optimizer == "adamw", "--optimizer must be muon or adamw (got '%s')",
+           optimizer.c_str());
+  return optimizer == "muon" ? 20.0 : 28.0;
+}
+
+double train_flops_per_token(const LlamaConfig& c, int seq) {
+  return 6.0 * static_cast<double>(c.num_params()) +
+         6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq);
+}
+
+CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
+  MU_CHECK(world >= 1, "world size %d", world);
+  MU_CHECK(in.link_gbs > 0 && in.peak_tflops > 0 && in.mfu > 0 && in.ortho_tflops > 0 && in.hbm_gbs > 0,
+           "cost model: bandwidths, rates and --mfu must be positive");
+  const double P = static_cast<double>(c.num_params());
+  CostRow r;
+  r.world = world;
+  r.step_ms = 1e3 * train_flops_per_token(c, in.seq) * in.batch * in.seq / (in.mfu * in.peak_tflops * 1e12);
+  // Ring collectives: each GPU sends and receives (W-1)/W of the buffer (NCCL's busbw convention).
+  const double share = static_cast<double>(world - 1) / world;
+  r.reduce_scatter_ms = 1e3 * share * 2.0 * P / (in.link_gbs * 1e9);
+  r.all_gather_ms = r.reduce_scatter_ms;
+  if (in.optimizer == "muon") {
+    std::vector<ParamRef> hidden;
+    for (const auto& p : llama_param_infos(c))
+      if (p.hidden_matrix)
+        hidden.push_back({p.name, Tensor(nullptr, DType::BF16, Device::CUDA, p.shape),
+                          Tensor(nullptr, DType::BF16, Device::CUDA, p.shape), p.weight_decay, true});
+    const auto mats = muon_matrices(
+        hidden, llama_muon_splits(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                  c.intermediate_size),
+        false);
+    const MuonShardPlan plan = muon_shard_plan(mats, world, in.ns_steps);
+    r.balance = plan.max_over_mean();
+    r.ortho_ms = 1e3 * *std::max_element(plan.rank_flops.begin(), plan.rank_flops.end()) / (in.ortho_tflops * 1e12);
+  }
+  r.elementwise_ms = 1e3 * optimizer_bytes_per_param(in.optimizer) * P / world / (in.hbm_gbs * 1e9);
+  r.optimizer_ms = r.ortho_ms + r.elementwise_ms + (world > 1 ? r.all_gather_ms : 0.0);
+  r.comm_fraction = (r.reduce_scatter_ms + r.all_gather_ms) / r.step_ms;
+  return r;
+}
+
+std::string cost_table(const LlamaConfig& c, const std::string& preset, const CostInputs& in,
+                       const std::vector<int>& worlds, nlohmann::json* json) {
+  std::string s = strformat(
+      "cost model: %s (%.3g M params), %s, %d x %d tokens per GPU; link %.0f GB/s per GPU (bus bandwidth), "
+      "peak %.0f TFLOP/s at %.0f%% MFU, Newton-Schulz at %.0f TFLOP/s, element-wise at %.0f GB/s\n",
+      preset.c_str(), c.num_params() / 1e6, in.optimizer.c_str(), in.batch, in.seq, in.link_gbs, in.peak_tflops,
+      100 * in.mfu, in.ortho_tflops, in.hbm_gbs);
+  s += strformat("%6s %10s %10s %10s %9s %9s %9s %10s %8s %9s\n", "ranks", "fwd+bwd", "grad RS", "weight AG",
+                 "ortho", "elemwise", "balance", "optimizer", "vs 1 GPU", "comm/step");
+  const CostRow one = cost_row(c, in, 1);
+  nlohmann::json rows = nlohmann::json::array();
+  for (int w : worlds) {
+    const CostRow r = cost_row(c, in, w);
+    s += strformat("%6d %8.1fms %8.2fms %8.2fms %7.2fms %7.2fms %9.3f %8.2fms %7.3fx %8.1f%%\n", w, r.step_ms,
+                   r.reduce_scatter_ms, r.all_gather_ms, r.ortho_ms, r.elementwise_ms, r.balance, r.optimizer_ms,
+                   r.optimizer_ms / one.optimizer_ms, 100 * r.comm_fraction);
+    rows.push_back({{"world", w},
+                    {"step_ms", r.step_ms},
+                    {"reduce_scatter_ms", r.reduce_scatter_ms},
+                    {"all_gather_ms", r.all_gather_ms},
+                    {"ortho_ms", r.ortho_ms},
+                    {"elementwise_ms", r.elementwise_ms},
+                    {"optimizer_ms", r.optimizer_ms},
+                    {"optimizer_vs_one_gpu", r.optimizer_ms / one.optimizer_ms},
+                    {"balance", r.balance},
+                    {"comm_fraction", r.comm_fraction}});
+  }
+  s += "(vs 1 GPU: this optimizer step over one GPU's, which has no all-gather; the gradient reduce-scatter "
+       "overlaps the backward where it is bucketed, and is shown against the step as comm/step)\n";
+  if (json)
+    *json = {{"preset", preset},
+             {"optimizer", in.optimizer},
+             {"batch", in.batch},
+             {"seq", in.seq},
+             {"link_gbs", in.link_gbs},
+             {"peak_tflops", in.peak_tflops},
+             {"mfu", in.mfu},
+             {"ortho_tflops", in.ortho_tflops},
+             {"hbm_gbs", in.hbm_gbs},
+             {"rows", rows}};
+  return s;
+}
+
+}  // namespace mu

@@ -1,0 +1,158 @@
+#include "train/optim_setup.h"
+
+#include "kernels/elementwise.h"
+
+namespace mu {
+
+AdamWConfig adamw_config(const TrainOptions& o) {
+  AdamWConfig a;
+  a.beta1 = o.adam_beta1;
+  a.beta2 = o.adam_beta2;
+  a.eps = o.adam_eps;
+  a.weight_decay = o.weight_decay;
+  return a;
+}
+
+MuonConfig muon_config(const TrainOptions& o, Comm* comm) {
+  MuonConfig m;
+  m.lr = o.lr;
+  m.muon_lr = o.muon_lr < 0 ? o.lr : o.muon_lr;
+  m.momentum = o.muon_momentum;
+  m.momentum_kind = parse_momentum_kind(o.muon_momentum_kind);
+  m.nesterov = o.nesterov;
+  m.ortho = parse_ortho(o.muon_ortho);
+  m.ns_steps = o.muon_ns_steps;
+  m.normuon = o.normuon;
+  m.normuon_beta2 = o.normuon_beta2;
+  m.lr_scale = parse_lr_scale(o.muon_lr_scale);
+  m.weight_decay = o.muon_wd < 0 ? o.weight_decay : o.muon_wd;
+  m.wd_kind = parse_wd_kind(o.muon_wd_kind);
+  m.split_heads = o.muon_split_heads;
+  m.adamw = adamw_config(o);
+  m.comm = comm;
+  return m;
+}
+
+TrainOptimizer::TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm)
+    : opts_(o),
+      splits_(llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
+                                cfg.intermediate_size)),
+      comm_(comm),
+      muon_config_(o.optimizer == "muon") {}
+
+void TrainOptimizer::route(const std::vector<ParamRef>& shapes) {
+  adamw_index_.clear();
+  hidden_index_.clear();
+  adamw_names_.clear();
+  for (size_t i = 0; i < shapes.size(); i++) {
+    (muon_config_ && shapes[i].hidden_matrix ? hidden_index_ : adamw_index_).push_back(i);
+    if (!(muon_config_ && shapes[i].hidden_matrix)) adamw_names_.push_back(shapes[i].name);
+  }
+  pieces_.clear();
+  if (!comm_) return;
+  pieces_ = zero1_pieces(shapes, adamw_index_, comm_->world());
+  if (muon_config_) {
+    const std::vector<ParamRef> hidden = hidden_refs(shapes);
+    const MuonConfig mc = muon_config(opts_, comm_);
+    const std::vector<MuonMatrix> mats = muon_matrices(hidden, splits_, mc.split_heads);
+    const MuonShardPlan plan = muon_shard_plan(mats, comm_->world(), mc.ns_steps);
+    for (const DpPiece& p : muon_pieces(shapes, hidden_index_, mats, plan.owner)) pieces_.push_back(p);
+  }
+}
+
+std::vector<ParamRef> TrainOptimizer::adamw_refs(const std::vector<ParamRef>& refs) const {
+  std::vector<ParamRef> out;
+  if (!comm_) {
+    for (size_t i : adamw_index_) out.push_back(refs[i]);
+    return out;
+  }
+  for (const DpPiece& p : pieces_) {
+    const ParamRef& r = refs[p.param];
+    if (p.owner != comm_->rank() || (r.hidden_matrix && muon_config_)) continue;
+    // A flat view of this rank's range; state tensors keep the param's name (one range per
+    // param per rank, so the names stay unique) and the range's shape.
+    out.push_back(ParamRef{r.name, r.param.data ? piece_view(r.param, p) : Tensor(nullptr, r.param.dtype, r.param.device, Shape{p.count}),
+                           r.grad.data ? piece_view(r.grad, p) : Tensor(nullptr, r.grad.dtype, r.grad.device, Shape{p.count}),
+                           r.weight_decay, false});
+  }
+  return out;
+}
+
+std::vector<ParamRef> TrainOptimizer::hidden_refs(const std::vector<ParamRef>& refs) const {
+  std::vector<ParamRef> out;
+  for (size_t i : hidden_index_) out.push_back(refs[i]);
+  return out;
+}
+
+void TrainOptimizer::plan(ArenaPlan& plan, const std::vector<ParamRef>& shapes) {
+  route(shapes);
+  if (!comm_) {
+    if (muon_config_) Muon::plan(plan, shapes, muon_config(opts_, nullptr), splits_);
+    else AdamW::plan(plan, shapes);
+    return;
+  }
+  AdamW::plan(plan, adamw_refs(shapes));
+  if (muon_config_) Muon::plan(plan, hidden_refs(shapes), muon_config(opts_, comm_), splits_);
+  DataParallel::plan(plan, pieces_, comm_->world(), shapes.empty() ? DType::F32 : shapes[0].param.dtype);
+}
+
+void TrainOptimizer::bind(const std::vector<ParamRef>& refs, const Arena& arena) {
+  route(refs);
+  grads_.clear();
+  for (const ParamRef& r : refs) grads_.push_back(r.grad);
+  if (!comm_) {
+    if (muon_config_) muon_ = std::make_unique<Muon>(refs, arena, muon_config(opts_, nullptr), splits_);
+    else adamw_ = std::make_unique<AdamW>(refs, arena, adamw_config(opts_));
+    return;
+  }
+  adamw_ = std::make_unique<AdamW>(adamw_refs(refs), arena, adamw_config(opts_));
+  if (muon_config_) muon_ = std::make_unique<Muon>(hidden_refs(refs), arena, muon_config(opts_, comm_), splits_);
+  dp_ = std::make_unique<DataParallel>(*comm_, refs, pieces_, arena);
+}
+
+void TrainOptimizer::init_masters() {
+  if (adamw_) adamw_->init_masters();
+  if (muon_) muon_->init_masters();
+}
+
+ClipResult TrainOptimizer::reduce_and_clip(double max_norm) {
+  if (!dp_) return clip_scale(grads_, max_norm);
+  dp_->reduce_grads();
+  return dp_->clip(max_norm);
+}
+
+void TrainOptimizer::step(double lr, float grad_scale) {
+  // The order of one-rank Muon: its AdamW part first, then the matrices.
+  if (adamw_) adamw_->step(lr, grad_scale);
+  if (muon_) muon_->step(lr, grad_scale);
+  if (dp_) dp_->gather_params();
+}
+
+std::vector<std::pair<std::string, Tensor>> TrainOptimizer::state_tensors() {
+  std::vector<std::pair<std::string, Tensor>> out;
+  if (adamw_) out = adamw_->state_tensors();
+  if (muon_)
+    for (auto& st : muon_->state_tensors()) out.push_back(st);
+  return out;
+}
+
+int64_t TrainOptimizer::steps_taken() const { return muon_ ? muon_->steps_taken() : adamw_->steps_taken(); }
+
+void TrainOptimizer::set_steps_taken(int64_t n) {
+  if (adamw_) adamw_->set_steps_taken(n);
+  if (muon_) muon_->set_steps_taken(n);
+}
+
+std::string TrainOptimizer::describe() const {
+  std::string s;
+  if (muon_) s = muon_->describe();
+  else s = "adamw over every parameter";
+  if (muon_ && dp_) {  // Muon's own AdamW list is empty here: the AdamW part is sharded beside it
+    s += "\nadamw (ZeRO-1 element ranges across the ranks):";
+    for (size_t i = 0; i < adamw_names_.size(); i++) s += (i ? ", " : " ") + adamw_names_[i];
+  }
+  if (dp_) s += "\n" + dp_->describe();
+  return s;
+}
+
+}  // namespace mu
