@@ -216,8 +216,17 @@ void Muon::step(double lr, float grad_scale) {
   }
   // The model computes with the low-precision param: write it from the updated master, once
   // per param (every matrix of it has been applied above), rounded once.
-  for (const Hidden& h : hidden_)
-    if (!h.master.empty()) copy(h.ref.param, h.master);
+  // Sharded, only this rank's matrices: the others arrive by the all-gather.
+  if (!cfg_.comm) {
+    for (const Hidden& h : hidden_)
+      if (!h.master.empty()) copy(h.ref.param, h.master);
+  } else {
+    for (const MuonBatch& b : batches_)
+      for (size_t i : b.items) {
+        const Hidden& h = hidden_[matrices_[i].param];
+        if (!h.master.empty()) copy(view_of(h.ref.param, matrices_[i]), view_of(h.master, matrices_[i]));
+      }
+  }
   steps_++;
   if (diag) {
     diag_.clear();

@@ -54,7 +54,7 @@ CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
 std::string cost_table(const LlamaConfig& c, const std::string& preset, const CostInputs& in,
                        const std::vector<int>& worlds, nlohmann::json* json) {
   std::string s = strformat(
-      "cost model: %s (%.3g M params), %s, %d x %d tokens per GPU; link %.0f GB/s per GPU (bus bandwidth), "
+      "cost model: %s (%.1f M params), %s, %d x %d tokens per GPU; link %.0f GB/s per GPU (bus bandwidth), "
       "peak %.0f TFLOP/s at %.0f%% MFU, Newton-Schulz at %.0f TFLOP/s, element-wise at %.0f GB/s\n",
       preset.c_str(), c.num_params() / 1e6, in.optimizer.c_str(), in.batch, in.seq, in.link_gbs, in.peak_tflops,
       100 * in.mfu, in.ortho_tflops, in.hbm_gbs);

@@ -5,6 +5,8 @@
 //      (--config, --batch-size, --seq-len): time, GB/s or TFLOP/s, and the fraction of the
 //      measured ceiling;
 //   3. a full training step (forward, backward, AdamW with fp32 masters): tokens/s and MFU.
+// --cost-model instead predicts data-parallel scaling (tools/lib_cost.h, docs/distributed.md)
+// from the rates given as flags; it needs no GPU.
 // Timing: CUDA events around each run after warm-up runs, the median of --runs; inputs rotate
 // over enough buffer sets to exceed twice the L2 cache, so no run finds its data cached.
 // Bytes are what each kernel must move at least (its reads and writes of whole tensors);
@@ -39,6 +41,7 @@
 #include "kernels/swiglu.h"
 #include "model/config.h"
 #include "model/llama.h"
+#include "tools/lib_cost.h"
 
 using namespace mu;
 
@@ -51,7 +54,49 @@ struct Options {
   double peak_tflops = 0.0;  // 0: MFU against the measured GEMM rate only
   bool step = true;
   std::string json;
+  // --cost-model
+  bool cost_model = false;
+  std::string worlds = "1,2,4,8,16,64", optimizer = "muon";
+  double link_gbs = 400, mfu = 0.4, ortho_tflops = 400, hbm_gbs = 2700;
 };
+
+std::vector<int> parse_worlds(const std::string& s) {
+  std::vector<int> out;
+  size_t at = 0;
+  while (at <= s.size()) {
+    const size_t comma = std::min(s.find(',', at), s.size());
+    const std::string item = s.substr(at, comma - at);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    MU_CHECK(!item.empty() && *end == 0 && v >= 1 && v <= 1000000,
+             "--worlds: '%s' is not a list of positive world sizes like 1,8,64", s.c_str());
+    out.push_back(static_cast<int>(v));
+    at = comma + 1;
+  }
+  return out;
+}
+
+int run_cost_model(const Options& o) {
+  CostInputs in;
+  in.optimizer = o.optimizer;
+  in.batch = o.batch;
+  in.seq = o.seq;
+  in.link_gbs = o.link_gbs;
+  in.peak_tflops = o.peak_tflops > 0 ? o.peak_tflops : 989.0;
+  in.mfu = o.mfu;
+  in.ortho_tflops = o.ortho_tflops;
+  in.hbm_gbs = o.hbm_gbs;
+  nlohmann::json j;
+  std::printf("%s", cost_table(load_config(o.config), o.config, in, parse_worlds(o.worlds), &j).c_str());
+  if (!o.json.empty()) {
+    FILE* f = std::fopen(o.json.c_str(), "w");
+    MU_CHECK(f, "cannot write %s", o.json.c_str());
+    const std::string s = j.dump(2);
+    std::fwrite(s.data(), 1, s.size(), f);
+    std::fclose(f);
+  }
+  return 0;
+}
 
 // Device memory owned by the benchmark, freed at exit.
 class Pool {
@@ -384,7 +429,18 @@ int main(int argc, char** argv) {
     cli.add_int("step-runs", &o.step_runs, "timed training steps");
     cli.add_float("peak-tflops", &o.peak_tflops, "the GPU's dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0: skip");
     cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
+    cli.section("cost model (no GPU needed; docs/distributed.md)");
+    cli.add_flag("cost-model", &o.cost_model,
+                 "predict data-parallel scaling of --config instead of measuring: gradient reduce-scatter, weight "
+                 "all-gather and sharded Muon against one GPU's step (--peak-tflops defaults to 989 here)");
+    cli.add_string("worlds", &o.worlds, "LIST", "world sizes for --cost-model, e.g. 1,8,64");
+    cli.add_string("optimizer", &o.optimizer, "muon|adamw", "optimizer for --cost-model");
+    cli.add_float("link-gbs", &o.link_gbs, "per-GPU collective bus bandwidth in GB/s (NVLink ~400, 400G IB NIC ~45)");
+    cli.add_float("mfu", &o.mfu, "forward+backward model FLOPs utilisation assumed by --cost-model");
+    cli.add_float("ortho-tflops", &o.ortho_tflops, "achieved Newton-Schulz GEMM rate assumed by --cost-model");
+    cli.add_float("hbm-gbs", &o.hbm_gbs, "achieved memory bandwidth of the element-wise optimizer kernels");
     if (!cli.parse(argc, argv)) return 0;
+    if (o.cost_model) return run_cost_model(o);
     if (cuda_device_count() == 0) {
       std::fprintf(stderr, "mu-bench: no CUDA device found; mu-bench measures the GPU backend and needs one\n");
       return 1;

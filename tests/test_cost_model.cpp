@@ -1,0 +1,65 @@
+// mu-bench --cost-model (tools/lib_cost.h): the collective and orthogonalization times
+// against hand-computed values for llama-3.2-1b, and the tool running without a GPU.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fileio.h"
+#include "model/config.h"
+#include "tests/util_compare.h"
+#include "tools/lib_cost.h"
+
+using namespace mu;
+using namespace mu::test;
+
+namespace {
+
+// Llama-3.2-1B's published parameter count and its Muon matrices per layer, written out here
+// from the Hugging Face config (hidden 2048, 32 heads, 8 KV heads of 64, MLP 8192, 16 layers).
+constexpr double kParams = 1235814400.0;
+double ns_flops(double rows, double cols) {  // per iteration, (m, n) = (min, max)
+  const double m = std::min(rows, cols), n = std::max(rows, cols);
+  return 4 * m * m * n + 2 * m * m * m;
+}
+const double kLayerFlops = 2 * ns_flops(2048, 2048) + 2 * ns_flops(512, 2048) + 2 * ns_flops(8192, 2048) +
+                           ns_flops(2048, 8192);
+
+TEST(CostModel, MatchesHandComputedTimes) {
+  const LlamaConfig c = load_config("llama-3.2-1b");
+  CostInputs in;
+  in.link_gbs = 100;
+  in.ortho_tflops = 500;
+  const CostRow one = cost_row(c, in, 1), eight = cost_row(c, in, 8);
+  EXPECT_EQ(one.reduce_scatter_ms, 0.0);
+  EXPECT_EQ(one.all_gather_ms, 0.0);
+  // 7/8 of 2-byte gradients over 100 GB/s
+  EXPECT_NEAR(eight.reduce_scatter_ms, 1e3 * 7.0 / 8.0 * 2 * kParams / 100e9, 1e-9);
+  EXPECT_NEAR(eight.all_gather_ms, eight.reduce_scatter_ms, 1e-12);
+  const double total = 5 * 16 * kLayerFlops;
+  EXPECT_NEAR(one.ortho_ms, 1e3 * total / 500e12, 1e-6 * one.ortho_ms);
+  // 8 ranks: 16 layers x 7 matrices divide evenly by shape, so exactly an eighth each
+  EXPECT_NEAR(eight.ortho_ms, one.ortho_ms / 8, 1e-6 * one.ortho_ms);
+  EXPECT_NEAR(eight.balance, 1.0, 1e-12);
+  EXPECT_NEAR(one.elementwise_ms, 1e3 * 20 * kParams / (in.hbm_gbs * 1e9), 1e-9);
+  EXPECT_NEAR(eight.optimizer_ms, eight.ortho_ms + eight.elementwise_ms + eight.all_gather_ms, 1e-9);
+  // The step: 6N + 6 L H D T FLOPs per token over B*T tokens at 40% of 989 TFLOP/s.
+  const double per_token = 6 * kParams + 6.0 * 16 * 32 * 64 * in.seq;
+  EXPECT_NEAR(one.step_ms, 1e3 * per_token * in.batch * in.seq / (0.4 * 989e12), 1e-6 * one.step_ms);
+}
+
+TEST(CostModel, ToolRunsWithoutAGpu) {
+  const std::string d = make_temp_dir("cost");
+  RunResult r = run_cmd(tool("mu-bench") + " --cost-model --config smollm2-135m --worlds 1,8,64 --link-gbs 45 --json " +
+                        d + "/c.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("link 45 GB/s"), std::string::npos) << r.output;
+  const auto j = nlohmann::json::parse(read_text_file(d + "/c.json"));
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_EQ(j["rows"][2]["world"], 64);
+  EXPECT_GT(j["rows"][1]["reduce_scatter_ms"].get<double>(), 0.0);
+  RunResult bad = run_cmd(tool("mu-bench") + " --cost-model --worlds 8,zero");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--worlds: '8,zero'"), std::string::npos) << bad.output;
+}
+
+}  // namespace
