@@ -88,4 +88,26 @@ TEST_F(GpuTrainCli, EvalAgreesAcrossDevices) {
   EXPECT_NEAR(gpu, cpu, 0.01 * cpu);
 }
 
+// The data-parallel path at world 1 through NCCL (--comm nccl): pack, reduce-scatter,
+// all-gather and the sharded optimizers on device buffers. One rank sums nothing, so the
+// result must be the plain cuda run's up to the clipping norm's summation order.
+TEST_F(GpuTrainCli, NcclPathAtOneRankMatchesThePlainRun) {
+  for (const char* opt : {"--optimizer adamw", "--optimizer muon --normuon"}) {
+    SCOPED_TRACE(opt);
+    const std::string a = make_temp_dir("gnccl"), b = make_temp_dir("gnccl");
+    RunResult ra = run_cmd(cmd("cuda", std::string(opt) + " --steps 12 --out " + a + " --log " + a + "/m.jsonl"));
+    RunResult rb = run_cmd(cmd("cuda", std::string(opt) + " --comm nccl --steps 12 --out " + b + " --log " + b +
+                                           "/m.jsonl"));
+    ASSERT_EQ(ra.exit_code, 0) << ra.output;
+    ASSERT_EQ(rb.exit_code, 0) << rb.output;
+    EXPECT_NE(rb.output.find("data parallel over 1 ranks (nccl)"), std::string::npos) << rb.output;
+    auto la = losses(a + "/m.jsonl"), lb = losses(b + "/m.jsonl");
+    ASSERT_EQ(lb.size(), 12u);
+    for (auto& [s, v] : la) EXPECT_NEAR(lb[s], v, 1e-4 * v) << "step " << s;
+    const auto wa = weights_of(a + "/model.safetensors"), wb = weights_of(b + "/model.safetensors");
+    ASSERT_EQ(wa.size(), wb.size());
+    EXPECT_LE(rel_err(as_f64(wb.data(), wb.size()), as_f64(wa.data(), wa.size())), 1e-3);
+  }
+}
+
 }  // namespace
