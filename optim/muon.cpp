@@ -54,6 +54,18 @@ Shape normuon_shape(const ParamRef& p, int64_t len) {
   return p.param.ndim() == 3 ? Shape{p.param.size(0), len} : Shape{len};
 }
 
+}  // namespace
+
+std::string muon_matrix_key(const std::string& param, const MuonMatrix& m) {
+  std::string k = param;
+  if (m.layer >= 0) k += strformat(".%lld", static_cast<long long>(m.layer));
+  k += "." + m.group;
+  if (m.head >= 0) k += strformat(".h%lld", static_cast<long long>(m.head));
+  return k;
+}
+
+namespace {
+
 MuonShardPlan shard_for(const MuonConfig& c, const std::vector<MuonMatrix>& mats) {
   return muon_shard_plan(mats, c.comm ? c.comm->world() : 1, c.ns_steps);
 }
@@ -68,15 +80,29 @@ void Muon::plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const Muon
   const Routed r = route(params);
   AdamW::plan(plan, r.adamw);
   const std::vector<MuonMatrix> mats = muon_matrices(r.hidden, splits, cfg.split_heads);
-  for (size_t p = 0; p < r.hidden.size(); p++) {
-    plan.add(momentum_name(r.hidden[p].name), Region::OptState, DType::F32, r.hidden[p].param.shape);
-    if (r.hidden[p].param.dtype != DType::F32)
-      plan.add(master_name(r.hidden[p].name), Region::Master, DType::F32, r.hidden[p].param.shape);
-    if (cfg.normuon)
-      plan.add(normuon_name(r.hidden[p].name), Region::OptState, DType::F32,
-               normuon_shape(r.hidden[p], normuon_layer_len(mats, p)));
+  const MuonShardPlan shard = shard_for(cfg, mats);
+  if (!cfg.comm) {
+    for (size_t p = 0; p < r.hidden.size(); p++) {
+      plan.add(momentum_name(r.hidden[p].name), Region::OptState, DType::F32, r.hidden[p].param.shape);
+      if (r.hidden[p].param.dtype != DType::F32)
+        plan.add(master_name(r.hidden[p].name), Region::Master, DType::F32, r.hidden[p].param.shape);
+      if (cfg.normuon)
+        plan.add(normuon_name(r.hidden[p].name), Region::OptState, DType::F32,
+                 normuon_shape(r.hidden[p], normuon_layer_len(mats, p)));
+    }
+  } else {  // sharded: state for this rank's matrices only, one entry each
+    for (size_t i = 0; i < mats.size(); i++) {
+      if (shard.owner[i] != rank_of(cfg)) continue;
+      const ParamRef& h = r.hidden[mats[i].param];
+      const std::string key = muon_matrix_key(h.name, mats[i]);
+      plan.add(momentum_name(key), Region::OptState, DType::F32, Shape{mats[i].rows, mats[i].cols});
+      if (h.param.dtype != DType::F32)
+        plan.add(master_name(key), Region::Master, DType::F32, Shape{mats[i].rows, mats[i].cols});
+      if (cfg.normuon)
+        plan.add(normuon_name(key), Region::OptState, DType::F32, Shape{std::max(mats[i].rows, mats[i].cols)});
+    }
   }
-  const MuonShardPlan shard = shard_for(cfg, mats);  // the workspace need only fit this rank's batches
+  // the workspace need only fit this rank's batches
   const WorkspaceSize ws = workspace_size(muon_batches(mats, cfg.max_batch_elems, &shard.owner, rank_of(cfg)));
   plan.add(kWs[0], Region::Workspace, DType::F32, Shape{ws.x});
   plan.add(kWs[1], Region::Workspace, DType::F32, Shape{ws.x});
@@ -103,9 +129,15 @@ Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonCo
     MU_CHECK(ref.param.device == arena.device() && ref.grad.device == arena.device(),
              "muon: parameter '%s' (%s), its grad (%s) and the optimizer state (%s) must share a device", n,
              device_name(ref.param.device), device_name(ref.grad.device), device_name(arena.device()));
+    Hidden h{ref, Tensor(), Tensor(), Tensor()};
+    if (cfg.comm) {  // sharded: per-matrix state, bound below
+      hidden_.push_back(h);
+      hidden_names_.push_back(ref.name);
+      continue;
+    }
     MU_CHECK(arena.has(momentum_name(ref.name)) && (!cfg.normuon || arena.has(normuon_name(ref.name))),
              "muon: no state for parameter '%s' in the arena (call Muon::plan with the same params and config)", n);
-    Hidden h{ref, arena.get(momentum_name(ref.name)), Tensor(), Tensor()};
+    h.momentum = arena.get(momentum_name(ref.name));
     check_shape("muon", h.ref.name.c_str(), h.momentum, ref.param.shape);
     if (ref.param.dtype != DType::F32) {
       MU_CHECK(arena.has(master_name(ref.name)), "muon: parameter '%s' is %s but has no fp32 master in the arena", n,
@@ -122,6 +154,30 @@ Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonCo
     }
     hidden_.push_back(h);
     hidden_names_.push_back(ref.name);
+  }
+  if (cfg.comm) {
+    mat_state_.resize(matrices_.size());
+    for (const MuonBatch& b : batches_)
+      for (size_t i : b.items) {
+        const MuonMatrix& mm = matrices_[i];
+        const std::string key = muon_matrix_key(hidden_names_[mm.param], mm);
+        const Shape shape{mm.rows, mm.cols};
+        MU_CHECK(arena.has(momentum_name(key)) && (!cfg.normuon || arena.has(normuon_name(key))),
+                 "muon: no state for matrix '%s' in the arena (call Muon::plan with the same params and config)",
+                 key.c_str());
+        MatrixState& st = mat_state_[i];
+        st.momentum = arena.get(momentum_name(key));
+        check_shape("muon", momentum_name(key).c_str(), st.momentum, shape);
+        if (hidden_[mm.param].ref.param.dtype != DType::F32) {
+          MU_CHECK(arena.has(master_name(key)), "muon: matrix '%s' has no fp32 master in the arena", key.c_str());
+          st.master = arena.get(master_name(key));
+          check_shape("muon", master_name(key).c_str(), st.master, shape);
+        }
+        if (cfg.normuon) {
+          st.normuon_v = arena.get(normuon_name(key));
+          check_shape("muon", normuon_name(key).c_str(), st.normuon_v, Shape{std::max(mm.rows, mm.cols)});
+        }
+      }
   }
   const WorkspaceSize ws = workspace_size(batches_);
   Tensor* dst[] = {&ws_x_, &ws_x2_, &ws_gram_, &ws_poly_};
@@ -144,7 +200,20 @@ Tensor Muon::view_of(const Tensor& t, const MuonMatrix& mm) const {
   return layer.rows(mm.row0, mm.rows);
 }
 
-Tensor Muon::v_of(const MuonMatrix& mm) const {
+Tensor Muon::momentum_of(size_t i) const {
+  if (cfg_.comm) return mat_state_[i].momentum;
+  return view_of(hidden_[matrices_[i].param].momentum, matrices_[i]);
+}
+
+Tensor Muon::master_of(size_t i) const {
+  if (cfg_.comm) return mat_state_[i].master;
+  const Tensor& m = hidden_[matrices_[i].param].master;
+  return m.empty() ? Tensor() : view_of(m, matrices_[i]);
+}
+
+Tensor Muon::v_of(size_t i) const {
+  if (cfg_.comm) return mat_state_[i].normuon_v;
+  const MuonMatrix& mm = matrices_[i];
   const Tensor& v = hidden_[mm.param].normuon_v;
   const Tensor layer = mm.layer >= 0 ? v[mm.layer] : v;
   return Tensor(layer.f32() + mm.v_offset, DType::F32, layer.device, Shape{std::max(mm.rows, mm.cols)});
@@ -173,7 +242,7 @@ void Muon::step(double lr, float grad_scale) {
       const MuonMatrix& mm = matrices_[b.items[i]];
       const Hidden& h = hidden_[mm.param];
       MuonMomentumParams mp;
-      mp.buf = view_of(h.momentum, mm);
+      mp.buf = momentum_of(b.items[i]);
       mp.grad = view_of(h.ref.grad, mm);
       mp.out = x[i];
       mp.kind = cfg_.momentum_kind;
@@ -193,13 +262,14 @@ void Muon::step(double lr, float grad_scale) {
         // orientation that is per row only for square matrices (a tall O arrives as O^T).
         NorMuonParams np;
         np.o = x[i];
-        np.v = v_of(mm);
+        np.v = v_of(b.items[i]);
         np.beta2 = static_cast<float>(cfg_.normuon_beta2);
         np.per_row = mm.rows == mm.cols;
         normuon_normalize(np);
       }
       MuonApplyParams ap;
-      ap.param = view_of(h.master.empty() ? h.ref.param : h.master, mm);  // BF16 params: the fp32 master
+      const Tensor master = master_of(b.items[i]);
+      ap.param = master.empty() ? view_of(h.ref.param, mm) : master;  // BF16 params: the fp32 master
       ap.o = x[i];
       ap.o_transposed = mm.transposed();
       ap.lr = mlr;
@@ -223,8 +293,8 @@ void Muon::step(double lr, float grad_scale) {
   } else {
     for (const MuonBatch& b : batches_)
       for (size_t i : b.items) {
-        const Hidden& h = hidden_[matrices_[i].param];
-        if (!h.master.empty()) copy(view_of(h.ref.param, matrices_[i]), view_of(h.master, matrices_[i]));
+        const Tensor master = master_of(i);
+        if (!master.empty()) copy(view_of(hidden_[matrices_[i].param].ref.param, matrices_[i]), master);
       }
   }
   steps_++;
@@ -261,6 +331,17 @@ std::vector<std::pair<std::string, double>> Muon::take_diagnostics() {
 
 std::vector<std::pair<std::string, Tensor>> Muon::state_tensors() {
   std::vector<std::pair<std::string, Tensor>> out = adamw_->state_tensors();
+  if (cfg_.comm) {
+    for (size_t i = 0; i < mat_state_.size(); i++) {
+      const MatrixState& st = mat_state_[i];
+      if (st.momentum.empty()) continue;  // another rank's matrix
+      const std::string key = muon_matrix_key(hidden_names_[matrices_[i].param], matrices_[i]);
+      out.emplace_back(momentum_name(key), st.momentum);
+      if (cfg_.normuon) out.emplace_back(normuon_name(key), st.normuon_v);
+      if (!st.master.empty()) out.emplace_back(master_name(key), st.master);
+    }
+    return out;
+  }
   for (const Hidden& h : hidden_) {
     out.emplace_back(momentum_name(h.ref.name), h.momentum);
     if (cfg_.normuon) out.emplace_back(normuon_name(h.ref.name), h.normuon_v);
@@ -271,6 +352,12 @@ std::vector<std::pair<std::string, Tensor>> Muon::state_tensors() {
 
 void Muon::init_masters() {
   adamw_->init_masters();
+  if (cfg_.comm) {
+    for (size_t i = 0; i < mat_state_.size(); i++)
+      if (!mat_state_[i].master.empty())
+        copy(mat_state_[i].master, view_of(hidden_[matrices_[i].param].ref.param, matrices_[i]));
+    return;
+  }
   for (const Hidden& h : hidden_)
     if (!h.master.empty()) copy(h.master, h.ref.param);
 }

@@ -109,6 +109,9 @@ std::vector<MuonMatrix> muon_matrices(const std::vector<ParamRef>& hidden, const
 // `owner` (one rank per matrix), only the matrices owned by `rank` are batched.
 std::vector<MuonBatch> muon_batches(const std::vector<MuonMatrix>& matrices, int64_t max_batch_elems,
                                     const std::vector<int>* owner = nullptr, int rank = 0);
+// The name of a matrix's own state entries when sharded: "<param>.<layer>.<group>[.h<head>]",
+// e.g. "layers.wqkv.3.k" -> "muon.momentum.layers.wqkv.3.k".
+std::string muon_matrix_key(const std::string& param, const MuonMatrix& m);
 // NorMuon state entries per layer of hidden param p: the sum of max(A, B) over its matrices.
 int64_t normuon_layer_len(const std::vector<MuonMatrix>& matrices, size_t p);
 
@@ -119,8 +122,10 @@ class Muon : public Optimizer {
   // "muon.normuon_v.<name>" ((L, sum of max(A, B)) or (sum)) for the hidden ones; and the
   // orthogonalization workspace "muon.ws.{x,x2,gram,poly}" (Region::Workspace). A hidden param
   // that is not F32 (BF16 on cuda) also gets an fp32 master "muon.master.<name>" (Region::Master):
-  // the update runs on the master and the param is written from it after each step. Reads only
-  // names, shapes and flags, so it can run before the params are allocated.
+  // the update runs on the master and the param is written from it after each step. Sharded
+  // (cfg.comm set), the state is per owned matrix instead: "muon.momentum.<key>" (rows, cols),
+  // "muon.normuon_v.<key>" (max(rows, cols)), "muon.master.<key>", key = muon_matrix_key().
+  // Reads only names, shapes and flags, so it can run before the params are allocated.
   static void plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const MuonConfig& cfg,
                    const MuonSplits& splits);
   // Binds the planned state (zeroed by the arena: fresh). `arena` must outlive the optimizer.
@@ -173,7 +178,14 @@ class Muon : public Optimizer {
     Tensor master;    // F32 copy of a BF16 param, the param's shape; empty for F32 params
   };
   Tensor view_of(const Tensor& t, const MuonMatrix& mm) const;  // the matrix's rows of a param-shaped tensor
-  Tensor v_of(const MuonMatrix& mm) const;
+  // Matrix i's state: a view into its param's tensors, or (sharded) its own entry.
+  Tensor momentum_of(size_t i) const;
+  Tensor master_of(size_t i) const;  // empty for F32 params
+  Tensor v_of(size_t i) const;
+  struct MatrixState {
+    Tensor momentum, normuon_v, master;  // (rows, cols), (max(rows, cols)), (rows, cols)
+  };
+  std::vector<MatrixState> mat_state_;  // sharded only: per matrix, empty where another rank owns it
 
   MuonConfig cfg_;
   std::unique_ptr<AdamW> adamw_;

@@ -19,6 +19,8 @@
 #include <sstream>
 
 #include "core/fileio.h"
+#include "core/safetensors.h"
+#include "model/config.h"
 #include "tests/util_compare.h"
 #include "train/shards.h"
 
@@ -149,6 +151,19 @@ TEST(DataParallelResume, SameWorldSizeIsBitwiseExact) {
     RunResult rb1 = mpirun(2, train(o + "--stop-after 5 --out " + b + " --log " + b + "/m.jsonl"));
     ASSERT_EQ(rb1.exit_code, 0) << rb1.output;
     ASSERT_TRUE(file_exists(b + "/ckpt_00000005/state.rank00001.safetensors")) << "rank 1's optimizer state";
+    {  // the state is divided, not copied: every optimizer-state element lives in exactly one rank's file
+      SafetensorsFile s0(b + "/ckpt_00000005/state.safetensors"), s1(b + "/ckpt_00000005/state.rank00001.safetensors");
+      int64_t n0 = 0, n1 = 0;
+      for (const auto& t : s0.tensors())
+        if (t.name.rfind("adamw.", 0) == 0 || t.name.rfind("muon.", 0) == 0) n0 += t.shape.numel();
+      for (const auto& t : s1.tensors())
+        if (t.name.rfind("adamw.", 0) == 0 || t.name.rfind("muon.", 0) == 0) n1 += t.shape.numel();
+      const int64_t params = load_config("tiny").num_params();  // checked by hand in test_config.cpp
+      const int64_t per_param = std::string(opt).find("muon") != std::string::npos ? 1 : 2;  // momentum | m, v
+      if (per_param == 2) EXPECT_EQ(n0 + n1, 2 * params);
+      else EXPECT_GT(n0 + n1, params);  // momentum + AdamW's m, v for its part + NorMuon vectors
+      EXPECT_LT(std::max(n0, n1), (n0 + n1) * 3 / 5) << n0 << " vs " << n1;
+    }
     RunResult rb2 = mpirun(2, train(o + "--resume --out " + b + " --log " + b + "/m.jsonl"));
     ASSERT_EQ(rb2.exit_code, 0) << rb2.output;
     EXPECT_NE(rb2.output.find("resumed from"), std::string::npos) << rb2.output;
