@@ -179,6 +179,8 @@ Muon::Muon(const std::vector<ParamRef>& params, const Arena& arena, const MuonCo
         }
       }
   }
+  MU_CHECK(!cfg.ortho_bf16 || arena.device() == Device::CUDA,
+           "muon: the bf16 orthogonalization runs on cuda only (the cpu backend is fp32)");
   const WorkspaceSize ws = workspace_size(batches_);
   Tensor* dst[] = {&ws_x_, &ws_x2_, &ws_gram_, &ws_poly_};
   for (int i = 0; i < 4; i++) {
@@ -234,9 +236,16 @@ void Muon::step(double lr, float grad_scale) {
     const int64_t cnt = static_cast<int64_t>(b.items.size());
     const Device dev = ws_x_.device;
     Tensor x(ws_x_.data, DType::F32, dev, Shape{cnt, b.m, b.n});  // (cnt, m, n): the batch's wide X
-    OrthoWorkspace ws{Tensor(ws_x2_.data, DType::F32, dev, Shape{cnt, b.m, b.n}),
-                      Tensor(ws_gram_.data, DType::F32, dev, Shape{cnt, b.m, b.m}),
-                      Tensor(ws_poly_.data, DType::F32, dev, Shape{cnt, b.m, b.m})};
+    // bf16 iteration: the fp32 x2 buffer holds the two bf16 iterates (xb, x2) side by side, and
+    // the gram / poly buffers their bf16 halves; the sizes planned for fp32 cover both.
+    const DType wdt = cfg_.ortho_bf16 ? DType::BF16 : DType::F32;
+    const Shape xs{cnt, b.m, b.n}, gs{cnt, b.m, b.m};
+    OrthoWorkspace ws{Tensor(ws_x2_.data, wdt, dev, xs), Tensor(ws_gram_.data, wdt, dev, gs),
+                      Tensor(ws_poly_.data, wdt, dev, gs), Tensor()};
+    if (cfg_.ortho_bf16)
+      ws.xb = Tensor(static_cast<char*>(ws_x2_.data) + static_cast<size_t>(xs.numel()) * dtype_size(DType::BF16),
+                     DType::BF16, dev, xs);
+    const Tensor gram_f32(ws_gram_.data, DType::F32, dev, Shape{b.m, b.m});  // diagnostics' scratch
     // momentum -> U, gathered into X (transposed when tall)
     for (int64_t i = 0; i < cnt; i++) {
       const MuonMatrix& mm = matrices_[b.items[i]];
@@ -256,7 +265,7 @@ void Muon::step(double lr, float grad_scale) {
     for (int64_t i = 0; i < cnt; i++) {
       const MuonMatrix& mm = matrices_[b.items[i]];
       const Hidden& h = hidden_[mm.param];
-      if (diag && mm.sample) gd[mm.group].ortho_err = orthogonality_error(x[i], ws.gram[0]);
+      if (diag && mm.sample) gd[mm.group].ortho_err = orthogonality_error(x[i], gram_f32);
       if (cfg_.normuon) {
         // per neuron along the longer side: per row of O if A >= B, else per column. In X's
         // orientation that is per row only for square matrices (a tall O arrives as O^T).

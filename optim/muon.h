@@ -60,6 +60,9 @@ struct MuonConfig {
   WeightDecayKind wd_kind = WeightDecayKind::Decoupled;
   bool split_heads = false;
   int64_t max_batch_elems = int64_t{1} << 26;  // caps one orthogonalization batch (and its workspace)
+  // cuda only: iterate the orthogonalizer in bf16 (fp32 accumulation), the tensor-core path;
+  // false iterates in fp32 (the reference, and what the cpu backend always does).
+  bool ortho_bf16 = false;
   AdamWConfig adamw;                           // the non-hidden params
   // Data parallel (issue 6): with a communicator of world W, the matrices are divided among the
   // ranks by muon_shard_plan (optim/muon_shard.h) and this rank updates only its own; the caller

@@ -58,14 +58,30 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
   MU_CHECK(x.ndim() == 3, "orthogonalize: x is %s, expected (batch, m, n)", x.str().c_str());
   const int64_t batch = x.size(0), m = x.size(1), n = x.size(2);
   MU_CHECK(m <= n, "orthogonalize: x is %s; the caller transposes tall matrices so that m <= n", x.str().c_str());
+  MU_CHECK(x.dtype == DType::F32, "orthogonalize: x is %s, expected F32", x.str().c_str());
+  const bool low = ws.gram.dtype == DType::BF16;
   check_shape("orthogonalize", "workspace x2", ws.x2, x.shape);
   check_shape("orthogonalize", "workspace gram", ws.gram, Shape{batch, m, m});
   check_shape("orthogonalize", "workspace poly", ws.poly, Shape{batch, m, m});
+  const DType wdt = low ? DType::BF16 : DType::F32;
+  MU_CHECK(ws.x2.dtype == wdt && ws.poly.dtype == wdt,
+           "orthogonalize: workspace x2 %s and poly %s must share gram's dtype %s", ws.x2.str().c_str(),
+           ws.poly.str().c_str(), dtype_name(wdt));
+  if (low) {
+    MU_CHECK(x.device == Device::CUDA, "orthogonalize: the bf16 iteration runs on cuda only (x is %s)",
+             x.str().c_str());
+    check_shape("orthogonalize", "workspace xb", ws.xb, x.shape);
+    MU_CHECK(ws.xb.dtype == DType::BF16, "orthogonalize: workspace xb is %s, expected BF16", ws.xb.str().c_str());
+  }
 
   const OrthoNormalisation norm = ortho_normalisation(kind);
-  frobenius_normalize(x, norm.norm_scale, norm.eps);  // X = X / (||X||_F * s + eps)
+  frobenius_normalize(x, norm.norm_scale, norm.eps);  // X = X / (||X||_F * s + eps), in fp32
 
   Tensor cur = x, next = ws.x2;
+  if (low) {
+    copy(ws.xb, x);  // rounded once to bf16 (nearest even)
+    cur = ws.xb;
+  }
   for (const QuinticCoeffs& q : ortho_coefficients(kind, steps)) {
     MatmulParams gram;  // A' = X X^T
     gram.out = ws.gram;
@@ -96,7 +112,7 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
     matmul(comb);
     std::swap(cur, next);
   }
-  if (cur.data != x.data) copy(x, cur);  // an odd number of steps ends in the workspace
+  if (cur.data != x.data) copy(x, cur);  // an odd number of steps ends in the workspace; bf16 -> fp32
 }
 
 double orthogonality_error(Tensor x, Tensor gram) {

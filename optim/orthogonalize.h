@@ -36,15 +36,23 @@ struct OrthoNormalisation {
 };
 OrthoNormalisation ortho_normalisation(OrthoKind k);
 
-// Scratch for a batch of `batch` (m, n) matrices; all F32 and contiguous.
+// Scratch for a batch of `batch` (m, n) matrices, contiguous. Its dtype picks the precision:
+//   F32 (both backends): x2, gram, poly F32; xb unused;
+//   BF16 (cuda only, the fast path): x2, gram, poly and xb BF16. X is normalised in fp32, then
+//   rounded to bf16 (xb) and iterated with bf16 operands and fp32 accumulation (cuBLASLt
+//   strided-batched), as Keller Jordan's Muon runs its iteration in bf16; the result is
+//   written back to x in fp32.
 struct OrthoWorkspace {
-  Tensor x2;    // (batch, m, n): the next iterate (ping-pong with x)
+  Tensor x2;    // (batch, m, n): the next iterate (ping-pong with x, or with xb)
   Tensor gram;  // (batch, m, m): A' = X X^T
   Tensor poly;  // (batch, m, m): B' = b A' + c A'A'
+  Tensor xb;    // (batch, m, n) BF16: the rounded iterate (BF16 workspaces only)
 };
 
-// Orthogonalizes every item of x (batch, m, n), m <= n, in place: normalise, then `steps`
-// quintic iterations. The workspace tensors must have matching shapes.
+// Orthogonalizes every item of x (batch, m, n) F32, m <= n, in place: normalise, then `steps`
+// quintic iterations. The workspace tensors must have matching shapes. X X^T and A'A' are
+// symmetric, but cuBLASLt has no symmetric (SYRK-like) bf16 product, so they are computed
+// whole; the FLOP accounting (4 m^2 n + 2 m^3 per step) counts them whole too.
 void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps);
 
 // ||X X^T - I||_F / sqrt(m) of one (m, n) matrix, m <= n (0 for an exactly semi-orthogonal

@@ -14,6 +14,7 @@
 #include "kernels/muon.h"
 #include "optim/muon.h"
 #include "tests/gpu_test_util.h"
+#include "tests/util_linalg.h"
 
 using namespace mu;
 using namespace mu::gputest;
@@ -173,6 +174,51 @@ TEST_F(GpuMuon, ApplyMatchesCpu) {
         }
 }
 
+// ---- the bf16 orthogonalization (cuBLASLt strided-batched, bf16 operands) -------------------
+
+// Random Gaussian batches of aspect ratio 2.5 and 4 (and a square one): the bf16 iteration must
+// stay close to the fp32 one and keep the singular values in the float64 bands of issue 5
+// (ns5 about [0.68, 1.14], Polar Express about [0.86, 1.15] after 5 steps), widened for bf16:
+// each step rounds X, A' and B' to 8 bits of mantissa (relative 2^-9 = 0.002 per element),
+// which moves singular values by ~1e-2 over 5 steps; a wrong stride, transpose or coefficient
+// lands far outside.
+TEST_F(GpuMuon, Bf16OrthogonalizeStaysInTheBand) {
+  std::mt19937 rng(36);
+  const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {{3, 64, 160}, {2, 32, 128}, {2, 48, 48}};
+  for (auto [batch, m, n] : shapes)
+    for (OrthoKind kind : {OrthoKind::Ns5, OrthoKind::PolarExpress}) {
+      SCOPED_TRACE(std::string(ortho_name(kind)) + " " + std::to_string(batch) + "x" + std::to_string(m) + "x" +
+                   std::to_string(n));
+      std::normal_distribution<float> g(0.0f, 1.0f);
+      std::vector<float> x(static_cast<size_t>(batch * m * n));
+      for (float& v : x) v = g(rng);
+      // fp32 on the cpu: the reference
+      HostTensor hx = host_f32({batch, m, n}, x), h2 = HostTensor::f32({batch, m, n});
+      HostTensor hg = HostTensor::f32({batch, m, m}), hp = HostTensor::f32({batch, m, m});
+      orthogonalize(hx, OrthoWorkspace{h2, hg, hp, Tensor()}, kind, 5);
+      // bf16 on the device, outputs poisoned
+      DevTensor dx(DType::F32, {batch, m, n}), d2(DType::BF16, {batch, m, n}), db(DType::BF16, {batch, m, n});
+      DevTensor dg(DType::BF16, {batch, m, m}), dp(DType::BF16, {batch, m, m});
+      dx.upload(x);
+      d2.poison();
+      db.poison();
+      dg.poison();
+      dp.poison();
+      orthogonalize(dx, OrthoWorkspace{d2, dg, dp, db}, kind, 5);
+      const std::vector<float> got = dx.download();
+      for (float v : got) ASSERT_TRUE(std::isfinite(v));
+      // ~1e-2 expected from the rounding above; 5e-2 bounds it
+      EXPECT_LT(rel_l2(got, values(hx)), 5e-2);
+      const bool square = m == n;  // square Gaussians have tiny singular values: only the top is banded
+      const double lo = kind == OrthoKind::Ns5 ? 0.6 : 0.8, hi = 1.22;
+      for (int64_t b = 0; b < batch; b++) {
+        const std::vector<double> sv = mu::test::singular_values(got.data() + b * m * n, m, n);
+        EXPECT_LE(sv.back(), hi) << "item " << b;
+        if (!square) EXPECT_GE(sv.front(), lo) << "item " << b;
+      }
+    }
+}
+
 // ---- a whole Muon step ------------------------------------------------------------------
 
 struct Rig {
@@ -229,9 +275,14 @@ TEST_F(GpuMuon, WholeStepWithBf16ParamsMatchesCpu) {
   variant.normuon = true;
   variant.wd_kind = WeightDecayKind::Cautious;
   variant.lr_scale = LrScaleKind::Original;
-  for (const MuonConfig& cfg : {plain, variant}) {
-    SCOPED_TRACE(cfg.normuon ? "polar_express + ema + normuon + cautious" : "ns5 + sgd nesterov + decoupled");
-    auto cpu = make_rig(Device::CPU, cfg), gpu = make_rig(Device::CUDA, cfg);
+  MuonConfig fast = variant;
+  fast.ortho_bf16 = true;  // the training default on cuda
+  for (const MuonConfig& cfg : {plain, variant, fast}) {
+    SCOPED_TRACE(std::string(cfg.normuon ? "polar_express + ema + normuon + cautious" : "ns5 + sgd nesterov + decoupled") +
+                 (cfg.ortho_bf16 ? " (bf16 orthogonalization)" : ""));
+    MuonConfig cpu_cfg = cfg;
+    cpu_cfg.ortho_bf16 = false;  // the cpu is fp32
+    auto cpu = make_rig(Device::CPU, cpu_cfg), gpu = make_rig(Device::CUDA, cfg);
     std::mt19937 rng(35);
     std::map<std::string, std::vector<float>> w0;
     for (size_t i = 0; i < kParams.size(); i++) {
@@ -273,7 +324,9 @@ TEST_F(GpuMuon, WholeStepWithBf16ParamsMatchesCpu) {
         dg[k] = got[k] - w0[n][k];
         dc[k] = want[k] - w0[n][k];
       }
-      EXPECT_LT(rel_l2(dg, dc), kParams[i].hidden ? 1e-3 : 1e-6) << "update of " << master;
+      // With the bf16 iteration the orthogonalizer's output carries ~1e-2 relative (see
+      // Bf16OrthogonalizeStaysInTheBand): 5e-2.
+      EXPECT_LT(rel_l2(dg, dc), kParams[i].hidden ? (cfg.ortho_bf16 ? 5e-2 : 1e-3) : 1e-6) << "update of " << master;
       for (float x : got) ASSERT_TRUE(std::isfinite(x)) << master;
       // the bf16 param is its master rounded once to nearest even
       std::vector<uint16_t> want_bits(got.size());
@@ -286,7 +339,8 @@ TEST_F(GpuMuon, WholeStepWithBf16ParamsMatchesCpu) {
         expect_close(to_host_f32(gpu->arena->get(mom)), to_host_f32(cpu->arena->get(mom)), kUlpsAtol, kUlpsRtol, mom);
         if (cfg.normuon) {
           const std::string v = Muon::normuon_name(n);
-          EXPECT_LT(rel_l2(to_host_f32(gpu->arena->get(v)), to_host_f32(cpu->arena->get(v))), 1e-3) << v;
+          EXPECT_LT(rel_l2(to_host_f32(gpu->arena->get(v)), to_host_f32(cpu->arena->get(v))), cfg.ortho_bf16 ? 5e-2 : 1e-3)
+              << v;
         }
       }
     }
@@ -302,7 +356,11 @@ TEST_F(GpuMuon, WholeStepWithBf16ParamsMatchesCpu) {
     ASSERT_EQ(dc.size(), dgd.size());
     for (size_t k = 0; k < dc.size(); k++) {
       EXPECT_EQ(dc[k].first, dgd[k].first);
-      EXPECT_NEAR(dgd[k].second, dc[k].second, 1e-3 * std::fabs(dc[k].second) + 1e-6) << dc[k].first;
+      // bf16: the update RMS within 5e-2 as the updates; ortho_err (~0.2 for Polar Express)
+      // measures the orthogonalizer's distance from I, which bf16 rounding moves by ~1e-2 absolute
+      const bool err = dc[k].first.find("ortho_err") != std::string::npos;
+      const double tol = !cfg.ortho_bf16 ? 1e-3 : err ? 0.2 : 5e-2;
+      EXPECT_NEAR(dgd[k].second, dc[k].second, tol * std::fabs(dc[k].second) + 1e-6) << dc[k].first;
     }
   }
 }

@@ -122,7 +122,9 @@ TEST(MuonTrain, BadOptionsFailWithAMessage) {
                {"--optimizer muon --muon-wd-kind l2", "l2"},
                {"--optimizer muon --muon-ns-steps 0", "--muon-ns-steps"},
                {"--optimizer muon --muon-lr 0.02 --lr 0", "--muon-lr"},
-               {"--optimizer adamw --log-every-muon 5", "--log-every-muon"}};
+               {"--optimizer adamw --log-every-muon 5", "--log-every-muon"},
+               {"--optimizer muon --muon-ortho-dtype fp16", "--muon-ortho-dtype must be auto, bf16 or f32"},
+               {"--optimizer muon --muon-ortho-dtype bf16 --device cpu", "--muon-ortho-dtype bf16 needs --device cuda"}};
   for (const auto& c : cases) {
     RunResult r = run_cmd(tool("mu-train") + " --config tiny --data " + train_data() + " --steps 1 " + c.args);
     EXPECT_FALSE(r.signaled) << c.args;
@@ -137,6 +139,7 @@ TEST(MuonTrain, HelpListsEveryMuonOption) {
   for (const char* opt : {"adamw|muon", "--muon-lr", "--muon-momentum", "--muon-momentum-kind", "--nesterov",
                           "--no-nesterov", "--muon-ortho", "--muon-ns-steps", "--normuon", "--normuon-beta2",
                           "--muon-lr-scale", "--muon-wd", "--muon-wd-kind", "--muon-split-heads", "--log-every-muon",
+                          "--muon-ortho-dtype",
                           "match_rms_adamw", "polar_express", "cautious"})
     EXPECT_NE(r.output.find(opt), std::string::npos) << opt;
 }

@@ -4,7 +4,8 @@
 //   2. every kernel, forward and backward, at the training sizes of a model preset
 //      (--config, --batch-size, --seq-len): time, GB/s or TFLOP/s, and the fraction of the
 //      measured ceiling;
-//   3. a full training step (forward, backward, AdamW with fp32 masters): tokens/s and MFU.
+//   3. a full training step (forward, backward, AdamW with fp32 masters): tokens/s and MFU;
+//   4. Muon's optimizer step (tools/lib_bench_muon.h): batched vs one-at-a-time orthogonalization.
 // --cost-model instead predicts data-parallel scaling (tools/lib_cost.h, docs/distributed.md)
 // from the rates given as flags; it needs no GPU.
 // Timing: CUDA events around each run after warm-up runs, the median of --runs; inputs rotate
@@ -41,6 +42,7 @@
 #include "kernels/swiglu.h"
 #include "model/config.h"
 #include "model/llama.h"
+#include "tools/lib_bench_muon.h"
 #include "tools/lib_cost.h"
 
 using namespace mu;
@@ -52,7 +54,7 @@ struct Options {
   int batch = 4, seq = 2048, runs = 20, warmup = 3, step_runs = 5;
   int64_t gemm = 8192;
   double peak_tflops = 0.0;  // 0: MFU against the measured GEMM rate only
-  bool step = true;
+  bool step = true, muon = true;
   std::string json;
   // --cost-model
   bool cost_model = false;
@@ -427,6 +429,9 @@ int main(int argc, char** argv) {
     cli.add_int("warmup", &o.warmup, "untimed runs first");
     cli.add_flag("step", &o.step, "also time a full training step (forward, backward, AdamW)");
     cli.add_int("step-runs", &o.step_runs, "timed training steps");
+    cli.add_flag("muon", &o.muon,
+                 "also time Muon's optimizer step: the orthogonalization batched vs one matrix at a time, its "
+                 "TFLOP/s against the GEMM ceiling, and the whole step against the training step");
     cli.add_float("peak-tflops", &o.peak_tflops, "the GPU's dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0: skip");
     cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
     cli.section("cost model (no GPU needed; docs/distributed.md)");
@@ -462,6 +467,15 @@ int main(int argc, char** argv) {
       bench_kernels(b, pool, cfg, o);
     }
     if (o.step) step = bench_step(b, cfg, o);
+    nlohmann::json muon;
+    if (o.muon) {
+      MuonBenchOptions mo;
+      mo.warmup = o.warmup;
+      mo.runs = std::max(3, o.runs / 2);
+      mo.gemm_tflops = b.gemm_tflops;
+      mo.train_step_ms = step.is_null() ? 0.0 : step["ms"].get<double>();
+      muon = bench_muon(cfg, mo);
+    }
     if (!o.json.empty()) {
       nlohmann::json j;
       j["device"] = dev.name;
@@ -479,6 +493,7 @@ int main(int argc, char** argv) {
                                 {"rate", r.rate},
                                 {"fraction_of_ceiling", r.frac}});
       if (!step.is_null()) j["step"] = step;
+      if (!muon.is_null()) j["muon"] = muon;
       FILE* f = std::fopen(o.json.c_str(), "w");
       MU_CHECK(f, "cannot write %s", o.json.c_str());
       const std::string s = j.dump(2);

@@ -13,7 +13,7 @@ AdamWConfig adamw_config(const TrainOptions& o) {
   return a;
 }
 
-MuonConfig muon_config(const TrainOptions& o, Comm* comm) {
+MuonConfig muon_config(const TrainOptions& o, Comm* comm, Device dev) {
   MuonConfig m;
   m.lr = o.lr;
   m.muon_lr = o.muon_lr < 0 ? o.lr : o.muon_lr;
@@ -30,14 +30,18 @@ MuonConfig muon_config(const TrainOptions& o, Comm* comm) {
   m.split_heads = o.muon_split_heads;
   m.adamw = adamw_config(o);
   m.comm = comm;
+  MU_CHECK(o.muon_ortho_dtype != "bf16" || dev == Device::CUDA,
+           "--muon-ortho-dtype bf16 needs --device cuda (the cpu backend computes in fp32)");
+  m.ortho_bf16 = o.muon_ortho_dtype == "bf16" || (o.muon_ortho_dtype == "auto" && dev == Device::CUDA);
   return m;
 }
 
-TrainOptimizer::TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm)
+TrainOptimizer::TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm, Device dev)
     : opts_(o),
       splits_(llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
                                 cfg.intermediate_size)),
       comm_(comm),
+      dev_(dev),
       muon_config_(o.optimizer == "muon") {}
 
 void TrainOptimizer::route(const std::vector<ParamRef>& shapes) {
@@ -53,7 +57,7 @@ void TrainOptimizer::route(const std::vector<ParamRef>& shapes) {
   pieces_ = zero1_pieces(shapes, adamw_index_, comm_->world());
   if (muon_config_) {
     const std::vector<ParamRef> hidden = hidden_refs(shapes);
-    const MuonConfig mc = muon_config(opts_, comm_);
+    const MuonConfig mc = muon_config(opts_, comm_, dev_);
     const std::vector<MuonMatrix> mats = muon_matrices(hidden, splits_, mc.split_heads);
     const MuonShardPlan plan = muon_shard_plan(mats, comm_->world(), mc.ns_steps);
     for (const DpPiece& p : muon_pieces(shapes, hidden_index_, mats, plan.owner)) pieces_.push_back(p);
@@ -87,12 +91,12 @@ std::vector<ParamRef> TrainOptimizer::hidden_refs(const std::vector<ParamRef>& r
 void TrainOptimizer::plan(ArenaPlan& plan, const std::vector<ParamRef>& shapes) {
   route(shapes);
   if (!comm_) {
-    if (muon_config_) Muon::plan(plan, shapes, muon_config(opts_, nullptr), splits_);
+    if (muon_config_) Muon::plan(plan, shapes, muon_config(opts_, nullptr, dev_), splits_);
     else AdamW::plan(plan, shapes);
     return;
   }
   AdamW::plan(plan, adamw_refs(shapes));
-  if (muon_config_) Muon::plan(plan, hidden_refs(shapes), muon_config(opts_, comm_), splits_);
+  if (muon_config_) Muon::plan(plan, hidden_refs(shapes), muon_config(opts_, comm_, dev_), splits_);
   DataParallel::plan(plan, pieces_, comm_->world(), shapes.empty() ? DType::F32 : shapes[0].param.dtype);
 }
 
@@ -101,12 +105,12 @@ void TrainOptimizer::bind(const std::vector<ParamRef>& refs, const Arena& arena)
   grads_.clear();
   for (const ParamRef& r : refs) grads_.push_back(r.grad);
   if (!comm_) {
-    if (muon_config_) muon_ = std::make_unique<Muon>(refs, arena, muon_config(opts_, nullptr), splits_);
+    if (muon_config_) muon_ = std::make_unique<Muon>(refs, arena, muon_config(opts_, nullptr, dev_), splits_);
     else adamw_ = std::make_unique<AdamW>(refs, arena, adamw_config(opts_));
     return;
   }
   adamw_ = std::make_unique<AdamW>(adamw_refs(refs), arena, adamw_config(opts_));
-  if (muon_config_) muon_ = std::make_unique<Muon>(hidden_refs(refs), arena, muon_config(opts_, comm_), splits_);
+  if (muon_config_) muon_ = std::make_unique<Muon>(hidden_refs(refs), arena, muon_config(opts_, comm_, dev_), splits_);
   dp_ = std::make_unique<DataParallel>(*comm_, refs, pieces_, arena);
 }
 

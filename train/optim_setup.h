@@ -25,11 +25,12 @@
 namespace mu {
 
 AdamWConfig adamw_config(const TrainOptions& o);
-MuonConfig muon_config(const TrainOptions& o, Comm* comm);
+// dev resolves --muon-ortho-dtype auto (bf16 on cuda); bf16 on the cpu is refused.
+MuonConfig muon_config(const TrainOptions& o, Comm* comm, Device dev);
 
 class TrainOptimizer : public Optimizer {
  public:
-  TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm);
+  TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm, Device dev);
 
   // Before the arena exists: `shapes` are the model's params with null data (name, shape,
   // dtype, flags are read).
@@ -56,6 +57,7 @@ class TrainOptimizer : public Optimizer {
   TrainOptions opts_;
   MuonSplits splits_;
   Comm* comm_;
+  Device dev_;
   bool muon_config_;
   std::vector<size_t> adamw_index_, hidden_index_;  // into the params, in order
   std::vector<std::string> adamw_names_;

@@ -41,6 +41,9 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_string("muon-ortho", &o.muon_ortho, "ns5|polar_express",
                  "orthogonalizer: Newton-Schulz quintic (3.4445, -4.7750, 2.0315) or Polar Express (per-step coefficients)");
   cli.add_int("muon-ns-steps", &o.muon_ns_steps, "orthogonalizer iterations (Polar Express repeats its 5th tuple past 5)");
+  cli.add_string("muon-ortho-dtype", &o.muon_ortho_dtype, "auto|bf16|f32",
+                 "precision of the orthogonalizer's iteration: bf16 operands with fp32 accumulation (tensor cores; "
+                 "cuda only) or fp32; auto: bf16 on cuda, f32 on cpu");
   cli.add_flag("normuon", &o.normuon, "NorMuon: per-neuron second moment along the longer side, norm-preserving");
   cli.add_float("normuon-beta2", &o.normuon_beta2, "NorMuon second-moment decay");
   cli.add_string("muon-lr-scale", &o.muon_lr_scale, "KIND",
@@ -110,6 +113,8 @@ void validate_options(const TrainOptions& o) {
   MU_CHECK(o.normuon_beta2 >= 0 && o.normuon_beta2 < 1, "--normuon-beta2 must be in [0, 1)");
   MU_CHECK(o.log_every_muon >= 0, "--log-every-muon must be >= 0");
   MU_CHECK(o.log_every_muon == 0 || o.optimizer == "muon", "--log-every-muon needs --optimizer muon");
+  MU_CHECK(o.muon_ortho_dtype == "auto" || o.muon_ortho_dtype == "bf16" || o.muon_ortho_dtype == "f32",
+           "--muon-ortho-dtype must be auto, bf16 or f32 (got '%s')", o.muon_ortho_dtype.c_str());
   MU_CHECK(o.comm == "auto" || o.comm == "single" || o.comm == "mpi" || o.comm == "nccl",
            "--comm must be auto, single, mpi or nccl (got '%s')", o.comm.c_str());
 }

@@ -31,6 +31,7 @@ struct TrainOptions {
   std::string muon_wd_kind = "decoupled";
   bool nesterov = true, normuon = false, muon_split_heads = false;
   int muon_ns_steps = 5;
+  std::string muon_ortho_dtype = "auto";  // auto|bf16|f32: the orthogonalizer's iteration (bf16: cuda only)
   int64_t log_every_muon = 0;  // Muon diagnostics in the metrics file every N steps (0: never)
   // evaluation, checkpoints, logging
   int64_t eval_every = 0, eval_steps = 20, save_every = 0;

@@ -215,7 +215,7 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
   ArenaPlan plan;
   Llama::plan(plan, cfg, {B, T}, true, param_dtype);
-  TrainOptimizer opt(o, cfg, comm);
+  TrainOptimizer opt(o, cfg, comm, dev);
   {
     std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
     for (const auto& p : llama_param_infos(cfg))
