@@ -15,6 +15,11 @@
 
 namespace mu {
 
+// A started collective (Comm::*_start); Comm::wait completes it.
+struct CommRequest {
+  int64_t id = -1;  // -1: nothing pending (the op completed at start)
+};
+
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -34,6 +39,23 @@ class Comm {
   // x on every rank <- x on rank `root`. Any dtype.
   virtual void broadcast(Tensor x, int root) = 0;
   virtual void barrier() = 0;
+
+  // Non-blocking forms, to overlap communication with compute (data parallel starts each
+  // layer's gradient reduce-scatter while the backward pass goes on). Until wait() returns,
+  // neither buffer may be read or written. Requests may complete in any order but every rank
+  // must start the same collectives in the same order. The defaults block at start; MPI uses
+  // MPI_Ireduce_scatter_block / MPI_Iallgather, NCCL a side stream ordered by CUDA events
+  // after the compute already queued (wait() orders later compute after it, without a host
+  // synchronisation).
+  virtual CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) {
+    reduce_scatter_sum(out, in);
+    return {};
+  }
+  virtual CommRequest all_gather_start(Tensor out, Tensor in) {
+    all_gather(out, in);
+    return {};
+  }
+  virtual void wait(CommRequest r) { (void)r; }
   // For main() only, after a rank failed: ends every rank of the job with `code` (MPI_Abort)
   // so the others do not wait forever in a collective. Returns where world is 1 (SingleComm)
   // so main exits normally.

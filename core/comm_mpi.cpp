@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <map>
 
 #include "core/comm.h"
 
@@ -119,6 +120,37 @@ class MpiComm final : public Comm {
     }
   }
   void barrier() override { MU_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+
+  CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) override {
+    comm_check_device("mpi", "reduce_scatter_sum_start", in, Device::CPU);
+    comm_check_reduce_scatter("mpi", world_, out, in);
+    MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum_start: %s must be F32", in.str().c_str());
+    const int n = checked_count("reduce_scatter_sum_start", out.numel());
+    if (n == 0) return {};
+    MPI_Request req;
+    MU_MPI_CHECK(MPI_Ireduce_scatter_block(in.f32(), out.f32(), n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+    return remember(req);
+  }
+  CommRequest all_gather_start(Tensor out, Tensor in) override {
+    comm_check_device("mpi", "all_gather_start", in, Device::CPU);
+    comm_check_all_gather("mpi", world_, out, in);
+    const int bytes = checked_count("all_gather_start (bytes)", static_cast<int64_t>(in.nbytes()));
+    if (bytes == 0) return {};
+    char* own = static_cast<char*>(out.data) + static_cast<size_t>(rank_) * in.nbytes();
+    const void* send = in.data == own ? MPI_IN_PLACE : in.data;
+    MPI_Request req;
+    MU_MPI_CHECK(MPI_Iallgather(send, bytes, MPI_BYTE, out.data, bytes, MPI_BYTE, MPI_COMM_WORLD, &req));
+    return remember(req);
+  }
+  void wait(CommRequest r) override {
+    if (r.id < 0) return;
+    auto it = pending_.find(r.id);
+    MU_CHECK(it != pending_.end(), "mpi communicator wait: request %lld is not pending (waited twice?)",
+             static_cast<long long>(r.id));
+    MPI_Request req = it->second;
+    pending_.erase(it);
+    MU_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
+  }
   void abort_job(int code) override {
     std::fflush(stdout);
     std::fflush(stderr);
@@ -126,8 +158,15 @@ class MpiComm final : public Comm {
   }
 
  private:
+  CommRequest remember(MPI_Request req) {
+    pending_[next_id_] = req;
+    return CommRequest{next_id_++};
+  }
+
   int rank_ = 0, world_ = 1, local_rank_ = 0;
   bool owns_init_ = false;
+  std::map<int64_t, MPI_Request> pending_;
+  int64_t next_id_ = 0;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <map>
 #include <cstring>
 
 #include "core/comm.h"
@@ -68,14 +69,19 @@ class NcclComm final : public Comm {
     MU_CUDA_CHECK(cudaSetDevice(local_rank_));
     ncclUniqueId id = share_unique_id(env, host_.get());
     MU_NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
-    // A blocking stream: it waits for work on the legacy default stream, where the engine's
-    // kernels run, so gradients are complete before they are reduced.
-    MU_CUDA_CHECK(cudaStreamCreate(&stream_));
+    // One non-blocking stream for every collective, so they run in the order issued (NCCL
+    // needs the same order on every rank, and two streams could interleave them). Each
+    // collective first waits, through an event, for the work queued so far on the legacy
+    // default stream where the engine's kernels run (so gradients are complete before they
+    // are reduced); being non-blocking, the stream does not make later compute wait for a
+    // started collective (the overlap), until wait() says so.
+    MU_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
   ~NcclComm() override {
     if (scratch_) cudaFree(scratch_);
     if (comm_) ncclCommDestroy(comm_);
     if (stream_) cudaStreamDestroy(stream_);
+    for (auto& [id, ev] : pending_) cudaEventDestroy(ev);
   }
   const char* name() const override { return "nccl"; }
   int rank() const override { return rank_; }
@@ -85,6 +91,7 @@ class NcclComm final : public Comm {
   void all_reduce_sum(Tensor x) override {
     comm_check_device("nccl", "all_reduce_sum", x, Device::CUDA);
     ncclDataType_t t = nccl_type(x.dtype, "all_reduce_sum", x);
+    after_queued_compute();
     MU_NCCL_CHECK(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), t, ncclSum, comm_, stream_));
     sync();
   }
@@ -98,6 +105,7 @@ class NcclComm final : public Comm {
       MU_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
       scratch_bytes_ = bytes;
     }
+    after_queued_compute();
     MU_CUDA_CHECK(cudaMemcpyAsync(scratch_, x, bytes, cudaMemcpyHostToDevice, stream_));
     MU_NCCL_CHECK(ncclAllReduce(scratch_, scratch_, static_cast<size_t>(n), ncclFloat64, ncclSum, comm_, stream_));
     MU_CUDA_CHECK(cudaMemcpyAsync(x, scratch_, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -107,6 +115,7 @@ class NcclComm final : public Comm {
     comm_check_device("nccl", "reduce_scatter_sum", in, Device::CUDA);
     comm_check_reduce_scatter("nccl", world_, out, in);
     ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum", in);
+    after_queued_compute();
     MU_NCCL_CHECK(ncclReduceScatter(in.data, out.data, static_cast<size_t>(out.numel()), t, ncclSum, comm_, stream_));
     sync();
   }
@@ -114,12 +123,14 @@ class NcclComm final : public Comm {
     comm_check_device("nccl", "all_gather", in, Device::CUDA);
     comm_check_all_gather("nccl", world_, out, in);
     // Bytes: any dtype gathers the same way.
+    after_queued_compute();
     MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));
     sync();
   }
   void broadcast(Tensor x, int root) override {
     comm_check_device("nccl", "broadcast", x, Device::CUDA);
     MU_CHECK(root >= 0 && root < world_, "nccl communicator broadcast: root %d outside world %d", root, world_);
+    after_queued_compute();
     MU_NCCL_CHECK(ncclBroadcast(x.data, x.data, x.nbytes(), ncclUint8, root, comm_, stream_));
     sync();
   }
@@ -127,6 +138,32 @@ class NcclComm final : public Comm {
     double one = 1;
     all_reduce_sum(&one, 1);
   }
+  CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) override {
+    comm_check_device("nccl", "reduce_scatter_sum_start", in, Device::CUDA);
+    comm_check_reduce_scatter("nccl", world_, out, in);
+    ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum_start", in);
+    after_queued_compute();
+    MU_NCCL_CHECK(
+        ncclReduceScatter(in.data, out.data, static_cast<size_t>(out.numel()), t, ncclSum, comm_, stream_));
+    return record_done();
+  }
+  CommRequest all_gather_start(Tensor out, Tensor in) override {
+    comm_check_device("nccl", "all_gather_start", in, Device::CUDA);
+    comm_check_all_gather("nccl", world_, out, in);
+    after_queued_compute();
+    MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));
+    return record_done();
+  }
+  void wait(CommRequest r) override {
+    if (r.id < 0) return;
+    auto it = pending_.find(r.id);
+    MU_CHECK(it != pending_.end(), "nccl communicator wait: request %lld is not pending (waited twice?)",
+             static_cast<long long>(r.id));
+    MU_CUDA_CHECK(cudaStreamWaitEvent(0, it->second, 0));  // later compute runs after the collective
+    MU_CUDA_CHECK(cudaEventDestroy(it->second));           // released once it has completed
+    pending_.erase(it);
+  }
+
   void abort_job(int code) override {
     // Frees peers blocked in NCCL kernels; under mpirun MPI_Abort then ends every rank,
     // under torchrun/srun the launcher ends the job when this rank exits non-zero.
@@ -137,11 +174,28 @@ class NcclComm final : public Comm {
 
  private:
   void sync() { MU_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // The comm stream waits for everything queued so far on the legacy default stream.
+  void after_queued_compute() {
+    cudaEvent_t ev;
+    MU_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    MU_CUDA_CHECK(cudaEventRecord(ev, 0));
+    MU_CUDA_CHECK(cudaStreamWaitEvent(stream_, ev, 0));
+    MU_CUDA_CHECK(cudaEventDestroy(ev));
+  }
+  CommRequest record_done() {
+    cudaEvent_t ev;
+    MU_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    MU_CUDA_CHECK(cudaEventRecord(ev, stream_));
+    pending_[next_id_] = ev;
+    return CommRequest{next_id_++};
+  }
 
   int rank_, world_, local_rank_;
   std::unique_ptr<Comm> host_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  std::map<int64_t, cudaEvent_t> pending_;
+  int64_t next_id_ = 0;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
 };

@@ -241,6 +241,7 @@ void Llama::backward(float grad_scale) {
     linear_dx(dln_, dqkv_, w_.wqkv[l]);
     linear_dw(g_.wqkv[l], dqkv_, ln1_[l]);
     rmsnorm_backward(dres_, g_.attn_norm[l], dln_, res_[l], w_.attn_norm[l], rstd1_[l]);
+    if (layer_hook_) layer_hook_(l);
   }
   embedding_backward(g_.embed, tokens_, dres_);
 }

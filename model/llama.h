@@ -2,6 +2,7 @@
 // same code runs on either backend. Parameters, gradients and activations live in an Arena
 // planned by Llama::plan(); forward/backward allocate nothing.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "core/arena.h"
@@ -46,6 +47,10 @@ class Llama {
   void backward(float grad_scale);
   // forward() + backward() without keeping logits; the training path. Returns the mean loss.
   double forward_backward(float grad_scale);
+  // Called by backward() as soon as layer l's weight gradients are final (l = L-1 down to 0,
+  // before the embedding's): data parallel starts that layer's gradient reduction there, so it
+  // overlaps the rest of the backward pass. Empty (the default): no calls.
+  void set_layer_grads_hook(std::function<void(int)> hook) { layer_hook_ = std::move(hook); }
   void zero_grads();
 
   Tensor logits() const { return logits_; }  // (B, T, V)
@@ -65,6 +70,7 @@ class Llama {
   Tensor tokens_, targets_, lnf_, rstdf_, logits_, losses_, tmp_, rope_cos_, rope_sin_;
   // Backward scratch.
   Tensor dres_, dln_, dqkv_, datt_, dgate_up_, dact_;
+  std::function<void(int)> layer_hook_;
 };
 
 }  // namespace mu

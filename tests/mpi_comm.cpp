@@ -85,6 +85,34 @@ TEST(MpiComm, AllGatherAnyDtypeAndInPlace) {
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(mu::bf16_to_f32(all[q * n + i]), float(q * 7 + i % 5));
 }
 
+// The started forms: several collectives in flight at once (as data parallel overlaps one per
+// layer with the backward pass), completed in another order than started.
+TEST(MpiComm, StartedCollectivesCompleteInAnyOrder) {
+  const int r = g_comm->rank(), w = g_comm->world();
+  const int64_t n = 333;
+  std::vector<std::vector<float>> in(3), out(3);
+  std::vector<mu::CommRequest> req;
+  for (int k = 0; k < 3; ++k) {
+    in[k].resize(static_cast<size_t>(w * n));
+    out[k].assign(static_cast<size_t>(n), -1.f);
+    for (int64_t j = 0; j < w * n; ++j) in[k][j] = float((k + 1) * (r * 1000 + j));
+    req.push_back(g_comm->reduce_scatter_sum_start(cpu(out[k].data(), mu::DType::F32, n),
+                                                   cpu(in[k].data(), mu::DType::F32, w * n)));
+  }
+  std::vector<int32_t> mine(n), all(static_cast<size_t>(w * n), -1);
+  for (int64_t i = 0; i < n; ++i) mine[i] = r * 100000 + int32_t(i);
+  mu::CommRequest gather =
+      g_comm->all_gather_start(cpu(all.data(), mu::DType::I32, w * n), cpu(mine.data(), mu::DType::I32, n));
+  g_comm->wait(gather);
+  for (int k = 2; k >= 0; --k) g_comm->wait(req[k]);
+  for (int k = 0; k < 3; ++k)
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(out[k][i], float((k + 1) * (1000.0 * w * (w - 1) / 2 + double(w) * (r * n + i)))) << k << " " << i;
+  for (int q = 0; q < w; ++q)
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(all[q * n + i], q * 100000 + int32_t(i));
+  EXPECT_THROW(g_comm->wait(req[0]), mu::Error) << "a request completes once";
+}
+
 TEST(MpiComm, BroadcastFromEveryRoot) {
   const int r = g_comm->rank(), w = g_comm->world();
   for (int root = 0; root < w; ++root) {

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <map>
 #include <set>
 
 #include "core/comm.h"
 #include "core/rng.h"
 #include "model/config.h"
 #include "model/layout.h"
+#include "model/llama.h"
 #include "optim/muon_shard.h"
 #include "train/data_parallel.h"
 
@@ -89,32 +91,57 @@ TEST(MuonShardPlan, RanksBatchByShapeAndAgree) {
   EXPECT_EQ(owned, mats.size());
 }
 
-TEST(Zero1Pieces, NearEqualContiguousRanges) {
-  const std::vector<ParamRef> refs = shapes_of(load_config("tiny"));
+std::vector<DpSlice> slices_of(const std::vector<ParamRef>& refs, int layers) {
+  std::vector<bool> stacked;
+  for (const ParamRef& r : refs) stacked.push_back(r.name.rfind("layers.", 0) == 0);
+  return layer_slices(refs, stacked, layers);
+}
+
+TEST(DataParallelBuckets, OneSlicePerLayerThenTheRest) {
+  const LlamaConfig cfg = load_config("tiny");
+  const std::vector<ParamRef> refs = shapes_of(cfg);
+  const int L = cfg.num_hidden_layers;
+  const std::vector<DpSlice> slices = slices_of(refs, L);
+  std::vector<int64_t> per_bucket(L + 1, 0);
+  for (const DpSlice& s : slices) per_bucket[s.bucket] += s.count;
+  int64_t total = 0;
+  for (const auto& r : refs) total += r.param.numel();
+  int64_t layered = 0;
+  for (int l = 0; l < L; l++) {
+    EXPECT_EQ(per_bucket[l], per_bucket[0]) << "every layer holds the same parameters";
+    layered += per_bucket[l];
+  }
+  EXPECT_EQ(layered + per_bucket[L], total);
+  // the rest: embedding (tied head) and the final norm, written out from the config
+  EXPECT_EQ(per_bucket[L], static_cast<int64_t>(cfg.vocab_size) * cfg.hidden_size + cfg.hidden_size);
+}
+
+TEST(Zero1Pieces, NearEqualContiguousRangesPerBucket) {
+  const LlamaConfig cfg = load_config("tiny");
+  const std::vector<ParamRef> refs = shapes_of(cfg);
+  const std::vector<DpSlice> slices = slices_of(refs, cfg.num_hidden_layers);
   std::vector<size_t> all(refs.size());
   std::iota(all.begin(), all.end(), size_t{0});
   int64_t total = 0;
   for (const auto& r : refs) total += r.param.numel();
   for (int world : {1, 2, 3, 7, 64}) {
-    const std::vector<DpPiece> pieces = zero1_pieces(refs, all, world);
-    std::vector<int64_t> per(world, 0);
-    int64_t run = 0;  // pieces come in run order: param by param, offsets increasing
-    size_t last_param = 0;
-    int64_t last_end = 0;
+    const std::vector<DpPiece> pieces = zero1_pieces(slices, all, world);
+    std::map<int, std::vector<int64_t>> per;  // bucket -> elements per rank
+    std::map<size_t, int64_t> covered;         // param -> elements
+    int64_t run = 0;
     for (const DpPiece& p : pieces) {
-      if (p.param != last_param) {
-        EXPECT_EQ(last_end, refs[last_param].param.numel());
-        last_param = p.param;
-        last_end = 0;
-      }
-      EXPECT_EQ(p.offset, last_end);
-      last_end = p.offset + p.count;
-      per[p.owner] += p.count;
+      auto& v = per[p.bucket];
+      v.resize(world, 0);
+      v[p.owner] += p.count;
+      covered[p.param] += p.count;
       run += p.count;
     }
     EXPECT_EQ(run, total);
-    const auto [lo, hi] = std::minmax_element(per.begin(), per.end());
-    EXPECT_LE(*hi - *lo, 1) << "world " << world;
+    for (size_t i = 0; i < refs.size(); i++) EXPECT_EQ(covered[i], refs[i].param.numel()) << refs[i].name;
+    for (const auto& [bucket, v] : per) {
+      const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+      EXPECT_LE(*hi - *lo, 1) << "world " << world << " bucket " << bucket;
+    }
   }
 }
 
@@ -128,8 +155,10 @@ TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
   std::vector<ParamRef> hidden;
   for (size_t i : hidden_idx) hidden.push_back(refs[i]);
   const std::vector<MuonMatrix> mats = matrices_of(cfg);
-  std::vector<DpPiece> pieces = zero1_pieces(refs, adamw_idx, 1);
-  for (const DpPiece& p : muon_pieces(refs, hidden_idx, mats, std::vector<int>(mats.size(), 0))) pieces.push_back(p);
+  const int L = cfg.num_hidden_layers;
+  std::vector<DpPiece> pieces = zero1_pieces(slices_of(refs, L), adamw_idx, 1);
+  for (const DpPiece& p : muon_pieces(refs, hidden_idx, mats, std::vector<int>(mats.size(), 0), L))
+    pieces.push_back(p);
 
   ArenaPlan plan;
   for (const ParamRef& r : refs) {
@@ -152,6 +181,9 @@ TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
   }
   auto comm = make_comm(Device::CPU, LaunchEnv{}, CommBackend::Single);
   DataParallel dp(*comm, refs, pieces, arena);
+  EXPECT_EQ(dp.buckets(), L + 1);
+  for (int l = L - 1; l >= 0; l--) dp.start_bucket(l);  // as the backward pass's hook does
+  EXPECT_THROW(dp.start_bucket(0), Error) << "a bucket starts once per step";
   dp.reduce_grads();
   std::vector<Tensor> grads;
   for (const ParamRef& r : refs) grads.push_back(r.grad);
@@ -173,7 +205,7 @@ TEST(DataParallelBookkeeping, RefusesPiecesThatDoNotCoverTheParams) {
   std::vector<ParamRef> refs = shapes_of(cfg);
   std::vector<size_t> all(refs.size());
   std::iota(all.begin(), all.end(), size_t{0});
-  std::vector<DpPiece> pieces = zero1_pieces(refs, all, 1);
+  std::vector<DpPiece> pieces = zero1_pieces(slices_of(refs, cfg.num_hidden_layers), all, 1);
   pieces.back().count -= 1;  // a gap at the end of the last param
   ArenaPlan plan;
   for (const ParamRef& r : refs) {
@@ -193,6 +225,47 @@ TEST(DataParallelBookkeeping, RefusesPiecesThatDoNotCoverTheParams) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("is covered up to element"), std::string::npos) << e.what();
   }
+}
+
+// The overlap's contract: Llama's hook fires for layers L-1 .. 0, each time with that layer's
+// gradients already final (equal to what the whole backward pass leaves there).
+TEST(LayerGradsHook, FiresTopDownWithFinalGradients) {
+  const LlamaConfig cfg = load_config("tiny");
+  const int L = cfg.num_hidden_layers, B = 2, T = 16;
+  ArenaPlan plan;
+  Llama::plan(plan, cfg, {B, T}, true, DType::F32);
+  Arena arena(plan, Device::CPU, size_t{1} << 30, "");
+  Llama model(cfg, arena, {B, T}, true);
+  model.init_random(3);
+  Rng rng(4);
+  std::vector<int32_t> tokens(B * T), targets(B * T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(cfg.vocab_size));
+  for (auto& t : targets) t = static_cast<int32_t>(rng.below(cfg.vocab_size));
+  model.set_batch(tokens.data(), targets.data());
+  model.zero_grads();
+  std::vector<int> order;
+  std::map<std::pair<std::string, int>, std::vector<float>> at_hook;  // (param, layer) -> its slice then
+  auto grads = model.grads().named(cfg);
+  model.set_layer_grads_hook([&](int l) {
+    order.push_back(l);
+    for (const auto& [name, g] : grads) {
+      if (name.rfind("layers.", 0) != 0) continue;
+      const Tensor s = g[l];
+      at_hook[{name, l}] = std::vector<float>(s.f32(), s.f32() + s.numel());
+    }
+  });
+  model.forward_backward(1.0f / (B * T));
+  std::vector<int> want(L);
+  for (int l = 0; l < L; l++) want[l] = L - 1 - l;
+  EXPECT_EQ(order, want);
+  for (const auto& [key, v] : at_hook) {
+    for (const auto& [name, g] : grads)
+      if (name == key.first) {
+        const Tensor s = g[key.second];
+        EXPECT_EQ(v, std::vector<float>(s.f32(), s.f32() + s.numel())) << name << " layer " << key.second;
+      }
+  }
+  EXPECT_FALSE(at_hook.empty());
 }
 
 }  // namespace

@@ -78,8 +78,9 @@ std::string cost_table(const LlamaConfig& c, const std::string& preset, const Co
                     {"balance", r.balance},
                     {"comm_fraction", r.comm_fraction}});
   }
-  s += "(vs 1 GPU: this optimizer step over one GPU's, which has no all-gather; the gradient reduce-scatter "
-       "overlaps the backward where it is bucketed, and is shown against the step as comm/step)\n";
+  s += "(vs 1 GPU: this optimizer step over one GPU's, which has no all-gather; comm/step: reduce-scatter + "
+       "all-gather against the forward+backward, before the per-layer overlap of the reduce-scatter with the "
+       "backward hides part of it)\n";
   if (json)
     *json = {{"preset", preset},
              {"optimizer", in.optimizer},

@@ -9,17 +9,34 @@
 namespace mu {
 namespace {
 
-// Each piece's position in its owner's segment, and the longest segment.
-int64_t layout(const std::vector<DpPiece>& pieces, int world, std::vector<int64_t>* pos) {
-  std::vector<int64_t> fill(static_cast<size_t>(world), 0);
-  if (pos) pos->clear();
+struct Layout {
+  std::vector<int64_t> pos;       // per piece
+  std::vector<int64_t> segment;   // per bucket, >= 1
+  int64_t send_total = 0, recv_total = 0;
+};
+
+Layout layout(const std::vector<DpPiece>& pieces, int world) {
+  int nb = 0;
   for (const DpPiece& p : pieces) {
     MU_CHECK(p.owner >= 0 && p.owner < world, "data parallel: a piece of param %zu is owned by rank %d of %d",
              p.param, p.owner, world);
-    if (pos) pos->push_back(fill[p.owner]);
-    fill[p.owner] += p.count;
+    MU_CHECK(p.bucket >= 0, "data parallel: a piece of param %zu has bucket %d", p.param, p.bucket);
+    nb = std::max(nb, p.bucket + 1);
   }
-  return std::max<int64_t>(1, *std::max_element(fill.begin(), fill.end()));
+  std::vector<std::vector<int64_t>> fill(static_cast<size_t>(nb), std::vector<int64_t>(world, 0));
+  Layout l;
+  for (const DpPiece& p : pieces) {
+    l.pos.push_back(fill[p.bucket][p.owner]);
+    fill[p.bucket][p.owner] += p.count;
+  }
+  for (const auto& f : fill) {
+    l.segment.push_back(std::max<int64_t>(1, *std::max_element(f.begin(), f.end())));
+    l.send_total += world * l.segment.back();
+    l.recv_total += l.segment.back();
+  }
+  l.send_total = std::max<int64_t>(1, l.send_total);
+  l.recv_total = std::max<int64_t>(1, l.recv_total);
+  return l;
 }
 
 Tensor flat_at(const Tensor& t, int64_t offset, int64_t count) {
@@ -29,26 +46,54 @@ Tensor flat_at(const Tensor& t, int64_t offset, int64_t count) {
 
 }  // namespace
 
-std::vector<DpPiece> zero1_pieces(const std::vector<ParamRef>& params, const std::vector<size_t>& which, int world) {
-  MU_CHECK(world >= 1, "data parallel: world size %d", world);
-  int64_t total = 0;
-  for (size_t i : which) total += params.at(i).param.numel();
-  std::vector<DpPiece> out;
-  int64_t at = 0;  // the run's element index where params[i] starts
-  for (size_t i : which) {
-    const int64_t n = params[i].param.numel();
-    for (int r = 0; r < world; r++) {
-      const int64_t lo = total * r / world, hi = total * (r + 1) / world;  // rank r's range of the run
-      const int64_t b = std::max(lo, at), e = std::min(hi, at + n);
-      if (b < e) out.push_back(DpPiece{i, b - at, e - b, r});
+std::vector<DpSlice> layer_slices(const std::vector<ParamRef>& params, const std::vector<bool>& stacked, int layers) {
+  MU_CHECK(stacked.size() == params.size(), "data parallel: %zu stacked flags for %zu params", stacked.size(),
+           params.size());
+  MU_CHECK(layers >= 1, "data parallel: %d layers", layers);
+  std::vector<DpSlice> out;
+  for (size_t i = 0; i < params.size(); i++) {
+    const Tensor& t = params[i].param;
+    if (!stacked[i]) {
+      out.push_back(DpSlice{i, 0, t.numel(), layers});
+      continue;
     }
-    at += n;
+    MU_CHECK(t.ndim() >= 1 && t.size(0) == layers, "data parallel: param '%s' is %s, expected %d layers in dim 0",
+             params[i].name.c_str(), t.str().c_str(), layers);
+    const int64_t per = t.numel() / layers;
+    for (int l = 0; l < layers; l++) out.push_back(DpSlice{i, l * per, per, l});
+  }
+  return out;
+}
+
+std::vector<DpPiece> zero1_pieces(const std::vector<DpSlice>& slices, const std::vector<size_t>& which, int world) {
+  MU_CHECK(world >= 1, "data parallel: world size %d", world);
+  std::vector<bool> take;
+  for (size_t i : which) {
+    if (take.size() <= i) take.resize(i + 1, false);
+    take[i] = true;
+  }
+  std::map<int, std::vector<const DpSlice*>> by_bucket;  // in bucket order, slices in the given order
+  for (const DpSlice& s : slices)
+    if (s.param < take.size() && take[s.param]) by_bucket[s.bucket].push_back(&s);
+  std::vector<DpPiece> out;
+  for (const auto& [bucket, list] : by_bucket) {
+    int64_t total = 0;
+    for (const DpSlice* s : list) total += s->count;
+    int64_t at = 0;  // the run's element index where the slice starts
+    for (const DpSlice* s : list) {
+      for (int r = 0; r < world; r++) {
+        const int64_t lo = total * r / world, hi = total * (r + 1) / world;  // rank r's range of the run
+        const int64_t b = std::max(lo, at), e = std::min(hi, at + s->count);
+        if (b < e) out.push_back(DpPiece{s->param, s->offset + (b - at), e - b, r, bucket});
+      }
+      at += s->count;
+    }
   }
   return out;
 }
 
 std::vector<DpPiece> muon_pieces(const std::vector<ParamRef>& params, const std::vector<size_t>& hidden_index,
-                                 const std::vector<MuonMatrix>& mats, const std::vector<int>& owner) {
+                                 const std::vector<MuonMatrix>& mats, const std::vector<int>& owner, int layers) {
   MU_CHECK(owner.size() == mats.size(), "data parallel: %zu owners for %zu Muon matrices", owner.size(), mats.size());
   std::vector<DpPiece> out;
   for (size_t i = 0; i < mats.size(); i++) {
@@ -57,7 +102,7 @@ std::vector<DpPiece> muon_pieces(const std::vector<ParamRef>& params, const std:
     const Shape& s = params.at(p).param.shape;
     const int64_t layer_elems = m.layer >= 0 ? s.numel() / s[0] : s.numel();
     const int64_t offset = (m.layer >= 0 ? m.layer * layer_elems : 0) + m.row0 * m.cols;
-    out.push_back(DpPiece{p, offset, m.rows * m.cols, owner[i]});
+    out.push_back(DpPiece{p, offset, m.rows * m.cols, owner[i], m.layer >= 0 ? static_cast<int>(m.layer) : layers});
   }
   return out;
 }
@@ -70,16 +115,27 @@ Tensor piece_view(const Tensor& t, const DpPiece& p) {
 }
 
 void DataParallel::plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, DType dtype) {
-  const int64_t seg = layout(pieces, world, nullptr);
-  plan.add("dp.send", Region::Workspace, dtype, Shape{world * seg});
-  plan.add("dp.recv", Region::Workspace, dtype, Shape{seg});
+  const Layout l = layout(pieces, world);
+  plan.add("dp.send", Region::Workspace, dtype, Shape{l.send_total});
+  plan.add("dp.recv", Region::Workspace, dtype, Shape{l.recv_total});
 }
 
 DataParallel::DataParallel(Comm& comm, const std::vector<ParamRef>& params, std::vector<DpPiece> pieces,
                            const Arena& arena)
     : comm_(comm), params_(params), pieces_(std::move(pieces)) {
   const int world = comm_.world();
-  segment_ = layout(pieces_, world, &pos_);
+  const Layout l = layout(pieces_, world);
+  pos_ = l.pos;
+  buckets_.resize(l.segment.size());
+  int64_t send_base = 0, recv_base = 0;
+  for (size_t b = 0; b < buckets_.size(); b++) {
+    buckets_[b].segment = l.segment[b];
+    buckets_[b].send_base = send_base;
+    buckets_[b].recv_base = recv_base;
+    send_base += world * l.segment[b];
+    recv_base += l.segment[b];
+  }
+  for (size_t i = 0; i < pieces_.size(); i++) buckets_[pieces_[i].bucket].pieces.push_back(i);
   // Every element exactly once: sort each param's pieces by offset and walk them.
   std::map<size_t, std::vector<std::pair<int64_t, int64_t>>> by_param;
   for (const DpPiece& p : pieces_) by_param[p.param].push_back({p.offset, p.count});
@@ -104,29 +160,50 @@ DataParallel::DataParallel(Comm& comm, const std::vector<ParamRef>& params, std:
   send_ = arena.get("dp.send");
   recv_ = arena.get("dp.recv");
   const DType dt = params_.empty() ? DType::F32 : params_[0].param.dtype;
-  MU_CHECK(send_.numel() >= world * segment_ && recv_.numel() >= segment_ && send_.dtype == dt && recv_.dtype == dt,
-           "data parallel: staging buffers %s / %s do not fit a segment of %lld %s elements (plan them with the same "
-           "pieces)", send_.str().c_str(), recv_.str().c_str(), static_cast<long long>(segment_), dtype_name(dt));
+  MU_CHECK(send_.numel() >= l.send_total && recv_.numel() >= l.recv_total && send_.dtype == dt && recv_.dtype == dt,
+           "data parallel: staging buffers %s / %s do not fit %lld + %lld %s elements (plan them with the same "
+           "pieces)", send_.str().c_str(), recv_.str().c_str(), static_cast<long long>(l.send_total),
+           static_cast<long long>(l.recv_total), dtype_name(dt));
   for (const ParamRef& r : params_)
     MU_CHECK(r.param.dtype == dt, "data parallel: param '%s' is %s, the others %s", r.name.c_str(),
              dtype_name(r.param.dtype), dtype_name(dt));
-  send_ = send_.view(Shape{send_.numel()});
-  recv_ = Tensor(recv_.data, dt, recv_.device, Shape{segment_});
 }
 
-Tensor DataParallel::send_slot(int rank, int64_t pos, int64_t count) const {
-  return flat_at(send_, rank * segment_ + pos, count);
+Tensor DataParallel::send_of(const Bucket& b) const {
+  return flat_at(send_, b.send_base, comm_.world() * b.segment);
+}
+
+Tensor DataParallel::send_slot(const Bucket& b, int rank, int64_t pos, int64_t count) const {
+  return flat_at(send_, b.send_base + rank * b.segment + pos, count);
+}
+
+Tensor DataParallel::recv_at(const Bucket& b, int64_t pos, int64_t count) const {
+  return flat_at(recv_, b.recv_base + pos, count);
+}
+
+void DataParallel::start_bucket(int index) {
+  MU_CHECK(index >= 0 && index < buckets(), "data parallel: bucket %d of %d", index, buckets());
+  Bucket& b = buckets_[index];
+  MU_CHECK(!b.started, "data parallel: bucket %d started twice in one step", index);
+  for (size_t i : b.pieces) {
+    const DpPiece& p = pieces_[i];
+    copy(send_slot(b, p.owner, pos_[i], p.count), piece_view(params_[p.param].grad, p));
+  }
+  b.pending = comm_.reduce_scatter_sum_start(recv_at(b, 0, b.segment), send_of(b));
+  b.started = true;
 }
 
 void DataParallel::reduce_grads() {
-  for (size_t i = 0; i < pieces_.size(); i++) {
-    const DpPiece& p = pieces_[i];
-    copy(send_slot(p.owner, pos_[i], p.count), piece_view(params_[p.param].grad, p));
-  }
-  comm_.reduce_scatter_sum(recv_, Tensor(send_.data, send_.dtype, send_.device, Shape{comm_.world() * segment_}));
-  for (size_t i = 0; i < pieces_.size(); i++) {
-    const DpPiece& p = pieces_[i];
-    if (p.owner == comm_.rank()) copy(piece_view(params_[p.param].grad, p), flat_at(recv_, pos_[i], p.count));
+  for (int i = 0; i < buckets(); i++)
+    if (!buckets_[i].started) start_bucket(i);
+  for (Bucket& b : buckets_) {
+    comm_.wait(b.pending);
+    b.pending = CommRequest{};
+    b.started = false;
+    for (size_t i : b.pieces) {
+      const DpPiece& p = pieces_[i];
+      if (p.owner == comm_.rank()) copy(piece_view(params_[p.param].grad, p), recv_at(b, pos_[i], p.count));
+    }
   }
 }
 
@@ -140,33 +217,39 @@ ClipResult DataParallel::clip(double max_norm) {
 
 void DataParallel::gather_params() {
   const int me = comm_.rank();
-  for (size_t i = 0; i < pieces_.size(); i++) {
-    const DpPiece& p = pieces_[i];
-    if (p.owner == me) copy(send_slot(me, pos_[i], p.count), piece_view(params_[p.param].param, p));
+  for (Bucket& b : buckets_) {
+    for (size_t i : b.pieces) {
+      const DpPiece& p = pieces_[i];
+      if (p.owner == me) copy(send_slot(b, me, pos_[i], p.count), piece_view(params_[p.param].param, p));
+    }
+    // In place: this rank's input is its own slot of the output.
+    b.pending = comm_.all_gather_start(send_of(b), send_slot(b, me, 0, b.segment));
   }
-  // In place: this rank's input is its own slot of the output.
-  comm_.all_gather(Tensor(send_.data, send_.dtype, send_.device, Shape{comm_.world() * segment_}),
-                   send_slot(me, 0, segment_));
-  for (size_t i = 0; i < pieces_.size(); i++) {
-    const DpPiece& p = pieces_[i];
-    if (p.owner != me) copy(piece_view(params_[p.param].param, p), send_slot(p.owner, pos_[i], p.count));
+  for (Bucket& b : buckets_) {
+    comm_.wait(b.pending);
+    b.pending = CommRequest{};
+    for (size_t i : b.pieces) {
+      const DpPiece& p = pieces_[i];
+      if (p.owner != me) copy(piece_view(params_[p.param].param, p), send_slot(b, p.owner, pos_[i], p.count));
+    }
   }
 }
 
 std::string DataParallel::describe() const {
   std::vector<int64_t> owned(static_cast<size_t>(comm_.world()), 0);
-  int64_t total = 0;
+  int64_t total = 0, staged = 0;
   for (const DpPiece& p : pieces_) {
     owned[p.owner] += p.count;
     total += p.count;
   }
+  for (const Bucket& b : buckets_) staged += b.segment;
+  const int64_t most = *std::max_element(owned.begin(), owned.end());
   return strformat("data parallel over %d ranks (%s): %lld parameters in %zu pieces, %lld updated per rank at most "
-                   "(%.1f%%); gradients reduce-scattered and weights all-gathered in segments of %lld %s elements",
+                   "(%.1f%%); gradients reduce-scattered in %d buckets (one per layer, started as the backward pass "
+                   "leaves it, then the rest) and weights all-gathered, %lld %s elements per rank",
                    comm_.world(), comm_.name(), static_cast<long long>(total), pieces_.size(),
-                   static_cast<long long>(*std::max_element(owned.begin(), owned.end())),
-                   100.0 * static_cast<double>(*std::max_element(owned.begin(), owned.end())) /
-                       static_cast<double>(std::max<int64_t>(1, total)),
-                   static_cast<long long>(segment_), dtype_name(send_.dtype));
+                   static_cast<long long>(most), 100.0 * static_cast<double>(most) / std::max<int64_t>(1, total),
+                   buckets(), static_cast<long long>(staged), dtype_name(send_.dtype));
 }
 
 }  // namespace mu

@@ -2,15 +2,24 @@
 //
 // Every rank holds the whole model and computes gradients on its own rows of the global batch.
 // The parameters are cut into pieces, each a contiguous element range of one parameter owned
-// by one rank: ZeRO-1 ranges for the AdamW parameters (their elements, in order, cut into
-// `world` near-equal runs) and whole matrices for Muon (optim/muon_shard.h). A step then is
-//   reduce_grads():  pack every piece's gradient into its owner's segment of a staging buffer,
-//                    reduce-scatter (sum), unpack the owned pieces: each rank now has the
-//                    global gradient of what it owns (and stale values elsewhere, never read);
-//   clip():          the global norm from each rank's squares over its own pieces;
+// by one rank, and grouped into buckets, one per layer (that layer's slice of every stacked
+// parameter) and one for the rest (embedding, final norm, LM head):
+//   AdamW's parameters: within each bucket, their elements (in order) cut into `world`
+//                       near-equal runs (ZeRO-1);
+//   Muon's matrices:    whole, owned as optim/muon_shard.h plans, in their layer's bucket.
+// A step then is
+//   start_bucket(l):  called as soon as the backward pass has finished layer l (Llama's layer
+//                     hook): pack the bucket's gradients into their owners' segments of a
+//                     staging buffer and start a reduce-scatter (sum), which runs while the
+//                     backward pass goes on to the layers below;
+//   reduce_grads():   start what is left (the rest bucket), wait for every bucket, unpack the
+//                     owned pieces: each rank now has the global gradient of what it owns (and
+//                     stale values elsewhere, never read);
+//   clip():           the global norm from each rank's squares over its own pieces;
 //   the optimizers update the owned pieces only (their state exists only for those);
-//   gather_params(): pack the owned pieces' weights, all-gather, unpack everybody else's.
-// Segments are padded to the longest one, so the collectives see equal counts.
+//   gather_params():  pack the owned pieces' weights, all-gather every bucket, unpack the rest.
+// Within a bucket every rank's segment is padded to the longest, so the collectives see
+// equal counts.
 #pragma once
 #include <string>
 #include <vector>
@@ -23,47 +32,69 @@
 
 namespace mu {
 
-struct DpPiece {
-  size_t param = 0;            // index into the parameter list
-  int64_t offset = 0, count = 0;  // elements of the (flattened) parameter
-  int owner = 0;
+// A contiguous element range of one parameter (flattened) in one bucket.
+struct DpSlice {
+  size_t param = 0;
+  int64_t offset = 0, count = 0;
+  int bucket = 0;
 };
 
-// ZeRO-1: the elements of params[i] for i in `which` (in that order) as one run, cut into
-// `world` contiguous ranges [floor(r*N/W), floor((r+1)*N/W)); a parameter crossing a boundary
-// becomes two pieces.
-std::vector<DpPiece> zero1_pieces(const std::vector<ParamRef>& params, const std::vector<size_t>& which, int world);
+struct DpPiece {
+  size_t param = 0;               // index into the parameter list
+  int64_t offset = 0, count = 0;  // elements of the (flattened) parameter
+  int owner = 0;
+  int bucket = 0;
+};
+
+// The buckets of a model of `layers` layers: a stacked parameter (stacked[i], dim 0 = layers)
+// gives one slice per layer, in bucket l; any other parameter is one slice in bucket `layers`.
+std::vector<DpSlice> layer_slices(const std::vector<ParamRef>& params, const std::vector<bool>& stacked, int layers);
+// ZeRO-1: per bucket, the slices of the parameters in `which` (in parameter order) as one run of
+// elements cut into `world` contiguous ranges [floor(r*N/W), floor((r+1)*N/W)); a slice crossing
+// a boundary becomes two pieces.
+std::vector<DpPiece> zero1_pieces(const std::vector<DpSlice>& slices, const std::vector<size_t>& which, int world);
 // Muon's matrices as pieces: matrix i covers its rows of hidden param mats[i].param, which is
-// params[hidden_index[mats[i].param]]; owner[i] is its rank.
+// params[hidden_index[mats[i].param]]; owner[i] is its rank; its bucket is its layer (the rest
+// bucket `layers` for an unstacked matrix).
 std::vector<DpPiece> muon_pieces(const std::vector<ParamRef>& params, const std::vector<size_t>& hidden_index,
-                                 const std::vector<MuonMatrix>& mats, const std::vector<int>& owner);
+                                 const std::vector<MuonMatrix>& mats, const std::vector<int>& owner, int layers);
 // The piece's elements of t (shaped like its parameter) as a flat view.
 Tensor piece_view(const Tensor& t, const DpPiece& p);
 
 class DataParallel {
  public:
-  // Adds the staging buffers "dp.send" (world x segment) and "dp.recv" (segment), dtype
-  // `dtype` (the params' and grads'), to Region::Workspace.
+  // Adds the staging buffers "dp.send" (world x the sum of the buckets' segments) and
+  // "dp.recv" (that sum), dtype `dtype` (the params' and grads'), to Region::Workspace.
   static void plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, DType dtype);
   // The pieces must cover every element of every param exactly once (checked).
   DataParallel(Comm& comm, const std::vector<ParamRef>& params, std::vector<DpPiece> pieces, const Arena& arena);
 
-  void reduce_grads();
+  int buckets() const { return static_cast<int>(buckets_.size()); }
+  void start_bucket(int b);  // collective; at most once per step for each bucket
+  void reduce_grads();       // collective: starts the buckets not started yet, then completes all
   ClipResult clip(double max_norm);  // collective: every rank gets the same result
-  void gather_params();
+  void gather_params();              // collective
 
-  int64_t segment() const { return segment_; }
-  // "data parallel over 4 ranks (mpi): 1.2M elements per rank segment, ..."
+  // "data parallel over 4 ranks (mpi): 1.2M parameters in 40 pieces, ..."
   std::string describe() const;
 
  private:
-  Tensor send_slot(int rank, int64_t pos, int64_t count) const;
+  struct Bucket {
+    std::vector<size_t> pieces;  // indices into pieces_
+    int64_t segment = 0;         // elements per rank, padded
+    int64_t send_base = 0, recv_base = 0;
+    CommRequest pending;
+    bool started = false;
+  };
+  Tensor send_of(const Bucket& b) const;  // the bucket's (world * segment) part of the send buffer
+  Tensor send_slot(const Bucket& b, int rank, int64_t pos, int64_t count) const;
+  Tensor recv_at(const Bucket& b, int64_t pos, int64_t count) const;
 
   Comm& comm_;
   std::vector<ParamRef> params_;
   std::vector<DpPiece> pieces_;
-  std::vector<int64_t> pos_;  // each piece's position within its owner's segment
-  int64_t segment_ = 0;
+  std::vector<int64_t> pos_;  // each piece's position within its owner's segment of its bucket
+  std::vector<Bucket> buckets_;
   Tensor send_, recv_;
 };
 

@@ -42,6 +42,7 @@ TrainOptimizer::TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Co
                                 cfg.intermediate_size)),
       comm_(comm),
       dev_(dev),
+      layers_(cfg.num_hidden_layers),
       muon_config_(o.optimizer == "muon") {}
 
 void TrainOptimizer::route(const std::vector<ParamRef>& shapes) {
@@ -54,13 +55,16 @@ void TrainOptimizer::route(const std::vector<ParamRef>& shapes) {
   }
   pieces_.clear();
   if (!comm_) return;
-  pieces_ = zero1_pieces(shapes, adamw_index_, comm_->world());
+  // Buckets: one per layer (the "layers.*" params are stacked by layer, model/layout.h), then the rest.
+  std::vector<bool> stacked;
+  for (const ParamRef& r : shapes) stacked.push_back(r.name.rfind("layers.", 0) == 0);
+  pieces_ = zero1_pieces(layer_slices(shapes, stacked, layers_), adamw_index_, comm_->world());
   if (muon_config_) {
     const std::vector<ParamRef> hidden = hidden_refs(shapes);
     const MuonConfig mc = muon_config(opts_, comm_, dev_);
     const std::vector<MuonMatrix> mats = muon_matrices(hidden, splits_, mc.split_heads);
     const MuonShardPlan plan = muon_shard_plan(mats, comm_->world(), mc.ns_steps);
-    for (const DpPiece& p : muon_pieces(shapes, hidden_index_, mats, plan.owner)) pieces_.push_back(p);
+    for (const DpPiece& p : muon_pieces(shapes, hidden_index_, mats, plan.owner, layers_)) pieces_.push_back(p);
   }
 }
 
@@ -73,9 +77,10 @@ std::vector<ParamRef> TrainOptimizer::adamw_refs(const std::vector<ParamRef>& re
   for (const DpPiece& p : pieces_) {
     const ParamRef& r = refs[p.param];
     if (p.owner != comm_->rank() || (r.hidden_matrix && muon_config_)) continue;
-    // A flat view of this rank's range; state tensors keep the param's name (one range per
-    // param per rank, so the names stay unique) and the range's shape.
-    out.push_back(ParamRef{r.name, r.param.data ? piece_view(r.param, p) : Tensor(nullptr, r.param.dtype, r.param.device, Shape{p.count}),
+    // A flat view of this rank's range of the param within one bucket (one per bucket and
+    // rank, so the names stay unique): state "adamw.m.layers.wqkv.3" for layer 3's range.
+    const std::string name = p.bucket < layers_ ? strformat("%s.%d", r.name.c_str(), p.bucket) : r.name;
+    out.push_back(ParamRef{name, r.param.data ? piece_view(r.param, p) : Tensor(nullptr, r.param.dtype, r.param.device, Shape{p.count}),
                            r.grad.data ? piece_view(r.grad, p) : Tensor(nullptr, r.grad.dtype, r.grad.device, Shape{p.count}),
                            r.weight_decay, false});
   }
@@ -112,6 +117,11 @@ void TrainOptimizer::bind(const std::vector<ParamRef>& refs, const Arena& arena)
   adamw_ = std::make_unique<AdamW>(adamw_refs(refs), arena, adamw_config(opts_));
   if (muon_config_) muon_ = std::make_unique<Muon>(hidden_refs(refs), arena, muon_config(opts_, comm_, dev_), splits_);
   dp_ = std::make_unique<DataParallel>(*comm_, refs, pieces_, arena);
+}
+
+std::function<void(int)> TrainOptimizer::layer_hook() {
+  if (!dp_) return {};
+  return [this](int layer) { dp_->start_bucket(layer); };
 }
 
 void TrainOptimizer::init_masters() {

@@ -9,6 +9,7 @@
 // Both update the same elements by the same formulas in the same order, so N ranks reproduce
 // one rank up to the order of the gradient sums.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ class TrainOptimizer : public Optimizer {
   // BF16 params: the fp32 masters from the params (fresh runs; a resume loads them).
   void init_masters();
 
+  // Data parallel: for Llama::set_layer_grads_hook on the last micro-batch of a step, so each
+  // layer's gradient reduction starts while the backward pass continues. Empty on one rank.
+  std::function<void(int)> layer_hook();
   // After the backward pass: data parallel reduces the gradients first. Collective.
   ClipResult reduce_and_clip(double max_norm);
   // The update; data parallel then all-gathers the weights. Collective.
@@ -58,6 +62,7 @@ class TrainOptimizer : public Optimizer {
   MuonSplits splits_;
   Comm* comm_;
   Device dev_;
+  int layers_;
   bool muon_config_;
   std::vector<size_t> adamw_index_, hidden_index_;  // into the params, in order
   std::vector<std::string> adamw_names_;

@@ -332,8 +332,11 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     for (int micro = 0; micro < o.grad_accum; micro++) {
       loader.next(inputs.data(), targets.data());
       model.set_batch(inputs.data(), targets.data());
+      // Data parallel: the last micro-batch's backward starts each layer's reduction.
+      model.set_layer_grads_hook(micro == o.grad_accum - 1 ? opt.layer_hook() : std::function<void(int)>());
       loss += model.forward_backward(grad_scale) / o.grad_accum;
     }
+    model.set_layer_grads_hook({});
     loss = mean_over_ranks(loss);
     ClipResult clip = opt.reduce_and_clip(o.grad_clip);
     MU_CHECK(std::isfinite(loss) && std::isfinite(clip.norm),
