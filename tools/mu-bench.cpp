@@ -397,6 +397,11 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
         for (State& s : st) adamw_update_master(s.w, s.master, s.g, s.m, s.v, h);
       },
       1, 1, o.step_runs);
+  // Device memory the step holds (arena, optimizer state, cuBLASLt workspace, scratch): the
+  // free memory it consumed, comparable with torch.cuda.max_memory_reserved on the PyTorch side.
+  size_t free_after = 0;
+  cuda_mem_info(&free_after, &total_b);
+  const double used_bytes = static_cast<double>(free_b) - static_cast<double>(free_after);
   const double tok_s = N / (ms * 1e-3);
   // FLOPs per token: 6 * params (forward 2, backward 4) + causal attention
   // 6 * L * H * D * T (forward 4 * H * D * T / 2 per layer and token, backward twice that).
@@ -407,7 +412,9 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
               tok_s, tflops, 100 * tflops / b.gemm_tflops);
   if (o.peak_tflops > 0) std::printf(", %.1f%% of %.0f TFLOP/s peak", 100 * tflops / o.peak_tflops, o.peak_tflops);
   std::printf("\n");
+  std::printf("  device memory held by the step: %.2f GiB\n", used_bytes / 1073741824.0);
   return {{"ms", ms},
+          {"memory_bytes", used_bytes},
           {"tokens_per_s", tok_s},
           {"tflops", tflops},
           {"flops_per_token", per_token},

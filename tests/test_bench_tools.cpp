@@ -1,0 +1,77 @@
+// The PyTorch side of the speed comparison (tools/bench_torch.py) runs end to end on the cpu at
+// tiny shapes (the real run is on a GPU node), and tools/bench_compare.py turns two JSON files
+// into the ratio table with the targets of issue 8 and refuses mismatched shapes.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fileio.h"
+#include "tests/util_compare.h"
+
+using namespace mu;
+using namespace mu::test;
+
+namespace {
+
+const std::string kTorch = std::string(MU_PYTHON) + " " + MU_SOURCE_DIR + "/tools/bench_torch.py";
+const std::string kCompare = std::string(MU_PYTHON) + " " + MU_SOURCE_DIR + "/tools/bench_compare.py";
+
+TEST(BenchTorch, RunsOnTheCpuAtTinyShapes) {
+  const std::string d = make_temp_dir("btorch");
+  RunResult r = run_cmd(kTorch + " --device cpu --config tiny --batch-size 2 --seq-len 16 --runs 2 --warmup 1 " +
+                        "--json " + d + "/t.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(read_text_file(d + "/t.json"));
+  EXPECT_EQ(j["config"], "tiny");
+  EXPECT_GT(j["step"]["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["muon"]["batched_polar_express_ms"].get<double>(), 0.0);
+  // 2 layers x 7 matrices of the tiny preset (C 64, 4 heads / 2 KV heads of 16, F 176) in 3 wide
+  // shapes: 64x64 (q, o), 32x64 (k, v), 64x176 (gate, up, down); 5 steps of 4 m^2 n + 2 m^3
+  const double f = 2 * 5 * (2 * (4.0 * 64 * 64 * 64 + 2.0 * 64 * 64 * 64) + 2 * (4.0 * 32 * 32 * 64 + 2.0 * 32 * 32 * 32) +
+                            3 * (4.0 * 64 * 64 * 176 + 2.0 * 64 * 64 * 64));
+  EXPECT_EQ(j["muon"]["ortho_flops"].get<double>(), f);
+  RunResult bad = run_cmd(kTorch + " --device cpu --config no-such-preset");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("no preset or config.json 'no-such-preset'"), std::string::npos) << bad.output;
+}
+
+TEST(BenchCompare, RatiosAndVerdicts) {
+  const std::string d = make_temp_dir("bcmp");
+  const nlohmann::json mu = {
+      {"device", "GPU X"}, {"config", "tiny"}, {"batch_size", 2}, {"seq_len", 16}, {"copy_gbs", 3000.0},
+      {"gemm_tflops", 700.0},
+      {"kernels",
+       {{{"name", "attention fwd d=16"}, {"ms", 1.0}, {"rate", 1.0}, {"fraction_of_ceiling", 0.5}},
+        {{"name", "attention bwd d=16"}, {"ms", 1.5}, {"rate", 1.0}, {"fraction_of_ceiling", 0.5}},
+        {{"name", "rmsnorm fwd"}, {"ms", 0.1}, {"rate", 2700.0}, {"fraction_of_ceiling", 0.9}},
+        {{"name", "swiglu bwd"}, {"ms", 0.1}, {"rate", 2400.0}, {"fraction_of_ceiling", 0.8}}}},
+      {"step", {{"ms", 10.0}, {"tokens_per_s", 1200.0}, {"memory_bytes", 2.0 * (1 << 30)}}},
+      {"muon", {{"muon_step_ms", 1.0}, {"ortho_batched_ms", 0.5}}}};
+  nlohmann::json pt = {{"device", "GPU X"}, {"torch", "2.11"}, {"config", "tiny"}, {"batch_size", 2}, {"seq_len", 16},
+                       {"step", {{"ms", 12.0}, {"tokens_per_s", 1000.0}, {"memory_bytes", 3.0 * (1 << 30)},
+                                 {"impl", "hf"}, {"precision", "autocast"}, {"compiled", true}}},
+                       {"attention", {{{"name", "attention d=16"}, {"fwd_ms", 0.8}, {"fwd_bwd_ms", 2.0}}}},
+                       {"muon", {{"torch_optim_muon_ms", 1.5}, {"batched_polar_express_ms", 0.6}}}};
+  write_text(d + "/mu.json", mu.dump());
+  write_text(d + "/pt.json", pt.dump());
+  RunResult r = run_cmd(kCompare + " " + d + "/mu.json " + d + "/pt.json --commit abc123 --out " + d + "/r.md");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 1200 / 1000; memory 3 / 2 GiB; attention 2.0 / (1.0 + 1.5); Muon 1.5 / 1.0; ortho 0.6 / 0.5
+  for (const char* row : {"| training step tokens/s | 1200 | 1000 | 1.20 | >= 1.2 | met |",
+                          "| 2.00 | 3.00 | 1.50 | >= 1.0 | met |",
+                          "| attention fwd+bwd d=16 (ms) | 2.500 | 2.000 | 0.80 | >= 0.8 | met |",
+                          "| Muon step (ms) | 1.000 | 1.500 | 1.50 | >= 2.0 | NOT met |",
+                          "| batched orthogonalization (ms) | 0.500 | 0.600 | 1.20 | >= 1.0 | met |",
+                          "| rmsnorm fwd: fraction of copy bandwidth | 2700 GB/s | - | 0.90 | >= 0.85 | met |",
+                          "| swiglu bwd: fraction of copy bandwidth | 2400 GB/s | - | 0.80 | >= 0.85 | NOT met |",
+                          "commit abc123"})
+    EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+  EXPECT_EQ(read_text_file(d + "/r.md").find("# llm.mu vs PyTorch: tiny"), 0u);
+  pt["seq_len"] = 32;
+  write_text(d + "/pt.json", pt.dump());
+  RunResult bad = run_cmd(kCompare + " " + d + "/mu.json " + d + "/pt.json");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("seq_len differs: mu-bench 16 vs bench_torch 32"), std::string::npos) << bad.output;
+}
+
+}  // namespace
