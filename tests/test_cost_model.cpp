@@ -57,6 +57,19 @@ TEST(CostModel, ToolRunsWithoutAGpu) {
   ASSERT_EQ(j["rows"].size(), 3u);
   EXPECT_EQ(j["rows"][2]["world"], 64);
   EXPECT_GT(j["rows"][1]["reduce_scatter_ms"].get<double>(), 0.0);
+  // Measured rates from a mu-bench --json of one GPU replace the assumptions.
+  write_text(d + "/m.json", R"({"gemm_tflops": 650, "copy_gbs": 3000, "batch_size": 16, "seq_len": 2048,
+                                 "step": {"ms": 500}, "muon": {"ortho_tflops": 420}})");
+  RunResult m = run_cmd(tool("mu-bench") + " --cost-model --batch-size 16 --seq-len 2048 --worlds 1 --measured " + d +
+                        "/m.json --json " + d + "/c2.json");
+  ASSERT_EQ(m.exit_code, 0) << m.output;
+  const auto j2 = nlohmann::json::parse(read_text_file(d + "/c2.json"));
+  EXPECT_EQ(j2["rows"][0]["step_ms"].get<double>(), 500.0);
+  EXPECT_NEAR(j2["rows"][0]["ortho_ms"].get<double>(), 1e3 * 5 * 16 * kLayerFlops / 420e12, 1e-6);
+  EXPECT_NEAR(j2["rows"][0]["elementwise_ms"].get<double>(), 1e3 * 20 * kParams / 3000e9, 1e-9);
+  RunResult junk = run_cmd(tool("mu-bench") + " --cost-model --measured " + d + "/c.json");  // not a bench file
+  EXPECT_EQ(junk.exit_code, 1) << junk.output;
+  EXPECT_NE(junk.output.find("has none of gemm_tflops"), std::string::npos) << junk.output;
   RunResult bad = run_cmd(tool("mu-bench") + " --cost-model --worlds 8,zero");
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("--worlds: '8,zero'"), std::string::npos) << bad.output;

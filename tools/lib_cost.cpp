@@ -19,6 +19,31 @@ double train_flops_per_token(const LlamaConfig& c, int seq) {
          6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq);
 }
 
+std::string cost_inputs_from_bench(const nlohmann::json& bench, CostInputs* in) {
+  std::string took;
+  auto num = [&](const nlohmann::json& j, const char* key) {
+    return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+  };
+  if (bench.contains("muon") && num(bench["muon"], "ortho_tflops") > 0) {
+    in->ortho_tflops = num(bench["muon"], "ortho_tflops");
+    took += strformat("orthogonalization %.0f TFLOP/s (measured)", in->ortho_tflops);
+  } else if (num(bench, "gemm_tflops") > 0) {
+    in->ortho_tflops = 0.6 * num(bench, "gemm_tflops");
+    took += strformat("orthogonalization %.0f TFLOP/s (60%% of the measured GEMM)", in->ortho_tflops);
+  }
+  if (num(bench, "copy_gbs") > 0) {
+    in->hbm_gbs = num(bench, "copy_gbs");
+    took += strformat("%selement-wise %.0f GB/s (measured copy)", took.empty() ? "" : ", ", in->hbm_gbs);
+  }
+  if (bench.contains("step") && num(bench["step"], "ms") > 0 && num(bench, "batch_size") == in->batch &&
+      num(bench, "seq_len") == in->seq) {
+    in->step_ms = num(bench["step"], "ms");
+    took += strformat("%sstep %.1f ms (measured)", took.empty() ? "" : ", ", in->step_ms);
+  }
+  MU_CHECK(!took.empty(), "cost model: the bench JSON has none of gemm_tflops, copy_gbs, muon.ortho_tflops, step.ms");
+  return took;
+}
+
 CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
   MU_CHECK(world >= 1, "world size %d", world);
   MU_CHECK(in.link_gbs > 0 && in.peak_tflops > 0 && in.mfu > 0 && in.ortho_tflops > 0 && in.hbm_gbs > 0,
@@ -26,7 +51,9 @@ CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
   const double P = static_cast<double>(c.num_params());
   CostRow r;
   r.world = world;
-  r.step_ms = 1e3 * train_flops_per_token(c, in.seq) * in.batch * in.seq / (in.mfu * in.peak_tflops * 1e12);
+  r.step_ms = in.step_ms > 0 ? in.step_ms
+                             : 1e3 * train_flops_per_token(c, in.seq) * in.batch * in.seq /
+                                   (in.mfu * in.peak_tflops * 1e12);
   // Ring collectives: each GPU sends and receives (W-1)/W of the buffer (NCCL's busbw convention).
   const double share = static_cast<double>(world - 1) / world;
   r.reduce_scatter_ms = 1e3 * share * 2.0 * P / (in.link_gbs * 1e9);
@@ -53,11 +80,14 @@ CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
 
 std::string cost_table(const LlamaConfig& c, const std::string& preset, const CostInputs& in,
                        const std::vector<int>& worlds, nlohmann::json* json) {
+  const std::string step =
+      in.step_ms > 0 ? strformat("step %.1f ms measured", in.step_ms)
+                     : strformat("peak %.0f TFLOP/s at %.0f%% MFU", in.peak_tflops, 100 * in.mfu);
   std::string s = strformat(
       "cost model: %s (%.1f M params), %s, %d x %d tokens per GPU; link %.0f GB/s per GPU (bus bandwidth), "
-      "peak %.0f TFLOP/s at %.0f%% MFU, Newton-Schulz at %.0f TFLOP/s, element-wise at %.0f GB/s\n",
-      preset.c_str(), c.num_params() / 1e6, in.optimizer.c_str(), in.batch, in.seq, in.link_gbs, in.peak_tflops,
-      100 * in.mfu, in.ortho_tflops, in.hbm_gbs);
+      "%s, Newton-Schulz at %.0f TFLOP/s, element-wise at %.0f GB/s\n",
+      preset.c_str(), c.num_params() / 1e6, in.optimizer.c_str(), in.batch, in.seq, in.link_gbs, step.c_str(),
+      in.ortho_tflops, in.hbm_gbs);
   s += strformat("%6s %10s %10s %10s %9s %9s %9s %10s %8s %9s\n", "ranks", "fwd+bwd", "grad RS", "weight AG",
                  "ortho", "elemwise", "balance", "optimizer", "vs 1 GPU", "comm/step");
   const CostRow one = cost_row(c, in, 1);

@@ -21,7 +21,13 @@ struct CostInputs {
   double ortho_tflops = 400;       // achieved rate of the batched Newton-Schulz GEMMs
   double hbm_gbs = 2700;           // achieved HBM bandwidth of the element-wise optimizer kernels
   int ns_steps = 5;
+  double step_ms = 0;  // > 0: a measured forward+backward(+AdamW) time replaces the MFU estimate
 };
+
+// Takes the rates a `mu-bench --json` run measured on one GPU: the bf16 GEMM rate (or the
+// batched orthogonalization's own rate when it was timed), the copy bandwidth, and the training
+// step's time when its batch and sequence length match. Returns what it took, for the header.
+std::string cost_inputs_from_bench(const nlohmann::json& bench, CostInputs* in);
 
 struct CostRow {
   int world = 1;

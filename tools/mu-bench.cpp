@@ -28,6 +28,7 @@
 #include "core/arena.h"
 #include "core/cli.h"
 #include "core/cuda_check.h"
+#include "core/fileio.h"
 #include "kernels/adamw_master.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
@@ -58,7 +59,7 @@ struct Options {
   std::string json;
   // --cost-model
   bool cost_model = false;
-  std::string worlds = "1,2,4,8,16,64", optimizer = "muon";
+  std::string worlds = "1,2,4,8,16,64", optimizer = "muon", measured;
   double link_gbs = 400, mfu = 0.4, ortho_tflops = 400, hbm_gbs = 2700;
 };
 
@@ -88,6 +89,21 @@ int run_cost_model(const Options& o) {
   in.mfu = o.mfu;
   in.ortho_tflops = o.ortho_tflops;
   in.hbm_gbs = o.hbm_gbs;
+  if (!o.measured.empty()) {
+    std::string text;
+    try {
+      text = read_text_file(o.measured);
+    } catch (const Error& e) {
+      MU_FAIL("--measured %s: %s", o.measured.c_str(), e.what());
+    }
+    nlohmann::json bench;
+    try {
+      bench = nlohmann::json::parse(text);
+    } catch (const std::exception& e) {
+      MU_FAIL("--measured %s: not JSON (%s); give the file `mu-bench --json` wrote", o.measured.c_str(), e.what());
+    }
+    std::printf("from %s: %s\n", o.measured.c_str(), cost_inputs_from_bench(bench, &in).c_str());
+  }
   nlohmann::json j;
   std::printf("%s", cost_table(load_config(o.config), o.config, in, parse_worlds(o.worlds), &j).c_str());
   if (!o.json.empty()) {
@@ -451,6 +467,9 @@ int main(int argc, char** argv) {
     cli.add_float("mfu", &o.mfu, "forward+backward model FLOPs utilisation assumed by --cost-model");
     cli.add_float("ortho-tflops", &o.ortho_tflops, "achieved Newton-Schulz GEMM rate assumed by --cost-model");
     cli.add_float("hbm-gbs", &o.hbm_gbs, "achieved memory bandwidth of the element-wise optimizer kernels");
+    cli.add_string("measured", &o.measured, "FILE",
+                   "a `mu-bench --json` result from one GPU: its measured rates replace --ortho-tflops, --hbm-gbs "
+                   "and (same batch and seq-len) the step estimate");
     if (!cli.parse(argc, argv)) return 0;
     if (o.cost_model) return run_cost_model(o);
     if (cuda_device_count() == 0) {
