@@ -85,4 +85,26 @@ void comm_check_all_gather(const char* comm, int world, const Tensor& out, const
            out.str().c_str(), in.str().c_str());
 }
 
+std::vector<int64_t> comm_check_v(const char* comm, const char* op, int world, int rank, const Tensor& whole,
+                                  const Tensor& part, const std::vector<int64_t>& counts) {
+  MU_CHECK(static_cast<int>(counts.size()) == world, "%s communicator %s: %zu counts for a world of %d", comm, op,
+           counts.size(), world);
+  std::vector<int64_t> displ(counts.size(), 0);
+  int64_t total = 0;
+  for (size_t r = 0; r < counts.size(); r++) {
+    MU_CHECK(counts[r] >= 0, "%s communicator %s: count %lld for rank %zu", comm, op,
+             static_cast<long long>(counts[r]), r);
+    displ[r] = total;
+    total += counts[r];
+  }
+  MU_CHECK(whole.dtype == part.dtype && whole.device == part.device,
+           "%s communicator %s: %s and %s differ in dtype or device", comm, op, whole.str().c_str(),
+           part.str().c_str());
+  MU_CHECK(whole.numel() == total && part.numel() == counts[rank],
+           "%s communicator %s: the whole %s must hold the %lld counted elements and this rank's part %s its %lld",
+           comm, op, whole.str().c_str(), static_cast<long long>(total), part.str().c_str(),
+           static_cast<long long>(counts[rank]));
+  return displ;
+}
+
 }  // namespace mu

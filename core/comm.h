@@ -56,10 +56,24 @@ class Comm {
     return {};
   }
   virtual void wait(CommRequest r) { (void)r; }
+
+  // Variable counts (rank r's share is counts[r] elements; counts equal on every rank), started:
+  //   reduce_scatter_sum_v_start: in holds sum(counts) elements, rank by rank; out (counts[rank])
+  //     <- the sum over ranks of rank `rank`'s part of in;
+  //   all_gather_v_start: out (sum(counts)) <- every rank's in (counts[rank]), rank by rank; in
+  //     may be this rank's own part of out.
+  // Data parallel uses these so that ranks owning unequal parts (whole Muon matrices) need no
+  // padding. F32 (and BF16 on NCCL) for the sum; any dtype for the gather.
+  virtual CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) = 0;
+  virtual CommRequest all_gather_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) = 0;
   // For main() only, after a rank failed: ends every rank of the job with `code` (MPI_Abort)
   // so the others do not wait forever in a collective. Returns where world is 1 (SingleComm)
   // so main exits normally.
   virtual void abort_job(int code) = 0;
+  // For a rank unwinding after an error: cancels this rank's side of collectives in flight
+  // (NCCL: ncclCommAbort) so that freeing device memory on the way out cannot wait on them.
+  // The communicator is unusable afterwards except for abort_job(). No-op for MPI and single.
+  virtual void abort_collectives() {}
 };
 
 enum class CommBackend { Auto, Single, Mpi, Nccl };
@@ -86,6 +100,10 @@ std::unique_ptr<Comm> make_nccl_comm(const LaunchEnv& env, std::unique_ptr<Comm>
 void comm_check_reduce_scatter(const char* comm, int world, const Tensor& out, const Tensor& in);
 void comm_check_all_gather(const char* comm, int world, const Tensor& out, const Tensor& in);
 void comm_check_device(const char* comm, const char* op, const Tensor& t, Device want);
+// The variable-count forms: counts has world entries >= 0, out/in match them; returns each
+// rank's offset (in elements) within the whole.
+std::vector<int64_t> comm_check_v(const char* comm, const char* op, int world, int rank, const Tensor& whole,
+                                  const Tensor& part, const std::vector<int64_t>& counts);
 
 // ---- TCP rendezvous: rank 0 hands a small blob (the ncclUniqueId) to every rank --------
 // Rank 0 listens on port, the others connect to addr:port, retrying until timeout_s; every

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <deque>
 #include <map>
 
 #include "core/comm.h"
@@ -142,6 +143,28 @@ class MpiComm final : public Comm {
     MU_MPI_CHECK(MPI_Iallgather(send, bytes, MPI_BYTE, out.data, bytes, MPI_BYTE, MPI_COMM_WORLD, &req));
     return remember(req);
   }
+  CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
+    comm_check_device("mpi", "reduce_scatter_sum_v_start", in, Device::CPU);
+    comm_check_v("mpi", "reduce_scatter_sum_v_start", world_, rank_, in, out, counts);
+    MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum_v_start: %s must be F32", in.str().c_str());
+    std::vector<int>& c = int_counts(counts, 1, "reduce_scatter_sum_v_start");
+    MPI_Request req;
+    MU_MPI_CHECK(MPI_Ireduce_scatter(in.f32(), out.f32(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+    return remember(req);
+  }
+  CommRequest all_gather_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
+    comm_check_device("mpi", "all_gather_v_start", in, Device::CPU);
+    const std::vector<int64_t> displ = comm_check_v("mpi", "all_gather_v_start", world_, rank_, out, in, counts);
+    const int64_t esize = static_cast<int64_t>(dtype_size(in.dtype));
+    std::vector<int>& c = int_counts(counts, esize, "all_gather_v_start (bytes)");
+    std::vector<int>& d = int_counts(displ, esize, "all_gather_v_start (offsets)");
+    const char* own = static_cast<char*>(out.data) + displ[rank_] * esize;
+    const void* send = in.data == own ? MPI_IN_PLACE : in.data;
+    MPI_Request req;
+    MU_MPI_CHECK(MPI_Iallgatherv(send, c[rank_], MPI_BYTE, out.data, c.data(), d.data(), MPI_BYTE, MPI_COMM_WORLD,
+                                 &req));
+    return remember(req);
+  }
   void wait(CommRequest r) override {
     if (r.id < 0) return;
     auto it = pending_.find(r.id);
@@ -150,6 +173,7 @@ class MpiComm final : public Comm {
     MPI_Request req = it->second;
     pending_.erase(it);
     MU_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
+    int_arrays_.erase(r.id);
   }
   void abort_job(int code) override {
     std::fflush(stdout);
@@ -160,12 +184,24 @@ class MpiComm final : public Comm {
  private:
   CommRequest remember(MPI_Request req) {
     pending_[next_id_] = req;
+    // The count arrays must outlive the request (MPI reads them until it completes).
+    int_arrays_[next_id_] = std::move(staged_);
+    staged_.clear();
     return CommRequest{next_id_++};
+  }
+  // v * scale as MPI ints, kept with the next request.
+  std::vector<int>& int_counts(const std::vector<int64_t>& v, int64_t scale, const char* op) {
+    std::vector<int> out;
+    for (int64_t x : v) out.push_back(checked_count(op, x * scale));
+    staged_.push_back(std::move(out));
+    return staged_.back();
   }
 
   int rank_ = 0, world_ = 1, local_rank_ = 0;
   bool owns_init_ = false;
   std::map<int64_t, MPI_Request> pending_;
+  std::map<int64_t, std::deque<std::vector<int>>> int_arrays_;
+  std::deque<std::vector<int>> staged_;  // deque: references to earlier entries stay valid
   int64_t next_id_ = 0;
 };
 

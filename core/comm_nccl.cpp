@@ -63,10 +63,12 @@ class NcclComm final : public Comm {
       : rank_(env.rank), world_(env.world), local_rank_(env.local_rank), host_(std::move(host_comm)) {
     int n = cuda_device_count();
     MU_CHECK(n > 0, "%s: the NCCL communicator needs a CUDA device and none is visible", env.describe().c_str());
-    MU_CHECK(local_rank_ < n,
+    // One visible GPU: the launcher bound one per task (srun --gpus-per-task=1, or
+    // CUDA_VISIBLE_DEVICES per rank), so it is this rank's whatever its local rank.
+    MU_CHECK(n == 1 || local_rank_ < n,
              "%s: local rank %d has no GPU of its own (%d visible); start at most %d ranks per node",
              env.describe().c_str(), local_rank_, n, n);
-    MU_CUDA_CHECK(cudaSetDevice(local_rank_));
+    MU_CUDA_CHECK(cudaSetDevice(n == 1 ? 0 : local_rank_));
     ncclUniqueId id = share_unique_id(env, host_.get());
     MU_NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
     // One non-blocking stream for every collective, so they run in the order issued (NCCL
@@ -154,6 +156,45 @@ class NcclComm final : public Comm {
     MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));
     return record_done();
   }
+  // NCCL has no variable-count reduce-scatter or all-gather: a group of reduces (root r gets
+  // its part) and a group of broadcasts (root r sends its part), each rank's part once; the
+  // group runs them together. Zero counts are skipped (the same on every rank).
+  CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
+    comm_check_device("nccl", "reduce_scatter_sum_v_start", in, Device::CUDA);
+    const std::vector<int64_t> displ = comm_check_v("nccl", "reduce_scatter_sum_v_start", world_, rank_, in, out, counts);
+    ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum_v_start", in);
+    const size_t es = dtype_size(in.dtype);
+    after_queued_compute();
+    MU_NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_; r++) {
+      if (counts[r] == 0) continue;
+      const char* send = static_cast<const char*>(in.data) + static_cast<size_t>(displ[r]) * es;
+      // Only the root's receive buffer is written; elsewhere the send part stands in (the
+      // in-place form), never read again by the caller.
+      void* recv = r == rank_ ? out.data : const_cast<char*>(send);
+      MU_NCCL_CHECK(ncclReduce(send, recv, static_cast<size_t>(counts[r]), t, ncclSum, r, comm_, stream_));
+    }
+    MU_NCCL_CHECK(ncclGroupEnd());
+    return record_done();
+  }
+  CommRequest all_gather_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
+    comm_check_device("nccl", "all_gather_v_start", in, Device::CUDA);
+    const std::vector<int64_t> displ = comm_check_v("nccl", "all_gather_v_start", world_, rank_, out, in, counts);
+    const size_t es = dtype_size(in.dtype);
+    after_queued_compute();
+    char* own = static_cast<char*>(out.data) + static_cast<size_t>(displ[rank_]) * es;
+    if (in.data != own && counts[rank_] > 0)
+      MU_CUDA_CHECK(cudaMemcpyAsync(own, in.data, in.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+    MU_NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_; r++) {
+      if (counts[r] == 0) continue;
+      char* part = static_cast<char*>(out.data) + static_cast<size_t>(displ[r]) * es;
+      MU_NCCL_CHECK(ncclBroadcast(part, part, static_cast<size_t>(counts[r]) * es, ncclUint8, r, comm_, stream_));
+    }
+    MU_NCCL_CHECK(ncclGroupEnd());
+    return record_done();
+  }
+
   void wait(CommRequest r) override {
     if (r.id < 0) return;
     auto it = pending_.find(r.id);
@@ -164,6 +205,10 @@ class NcclComm final : public Comm {
     pending_.erase(it);
   }
 
+  void abort_collectives() override {
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+  }
   void abort_job(int code) override {
     // Frees peers blocked in NCCL kernels; under mpirun MPI_Abort then ends every rank,
     // under torchrun/srun the launcher ends the job when this rank exits non-zero.

@@ -113,6 +113,32 @@ TEST(MpiComm, StartedCollectivesCompleteInAnyOrder) {
   EXPECT_THROW(g_comm->wait(req[0]), mu::Error) << "a request completes once";
 }
 
+// Per-rank counts (rank r owns r*37 + 5 elements; rank 1 none), summed and gathered in place.
+TEST(MpiComm, VariableCountCollectives) {
+  const int r = g_comm->rank(), w = g_comm->world();
+  std::vector<int64_t> counts(w), displ(w, 0);
+  for (int q = 0; q < w; ++q) counts[q] = q == 1 ? 0 : q * 37 + 5;
+  for (int q = 1; q < w; ++q) displ[q] = displ[q - 1] + counts[q - 1];
+  const int64_t total = displ[w - 1] + counts[w - 1];
+  std::vector<float> in(static_cast<size_t>(total)), out(static_cast<size_t>(std::max<int64_t>(1, counts[r])), -1.f);
+  for (int64_t j = 0; j < total; ++j) in[j] = float((r + 1) * (j % 11));
+  g_comm->wait(g_comm->reduce_scatter_sum_v_start(cpu(out.data(), mu::DType::F32, counts[r]),
+                                                  cpu(in.data(), mu::DType::F32, total), counts));
+  for (int64_t i = 0; i < counts[r]; ++i)
+    ASSERT_EQ(out[i], float(w * (w + 1) / 2 * ((displ[r] + i) % 11))) << "element " << i;
+  std::vector<int32_t> all(static_cast<size_t>(total), -1);
+  for (int64_t i = 0; i < counts[r]; ++i) all[displ[r] + i] = r * 1000 + int32_t(i);
+  g_comm->wait(g_comm->all_gather_v_start(cpu(all.data(), mu::DType::I32, total),
+                                          cpu(all.data() + displ[r], mu::DType::I32, counts[r]), counts));
+  for (int q = 0; q < w; ++q)
+    for (int64_t i = 0; i < counts[q]; ++i) ASSERT_EQ(all[displ[q] + i], q * 1000 + int32_t(i)) << q << " " << i;
+  std::vector<int64_t> wrong(counts);
+  wrong.push_back(1);
+  EXPECT_THROW(g_comm->reduce_scatter_sum_v_start(cpu(out.data(), mu::DType::F32, counts[r]),
+                                                  cpu(in.data(), mu::DType::F32, total), wrong),
+               mu::Error);
+}
+
 TEST(MpiComm, BroadcastFromEveryRoot) {
   const int r = g_comm->rank(), w = g_comm->world();
   for (int root = 0; root < w; ++root) {

@@ -145,6 +145,30 @@ TEST(Zero1Pieces, NearEqualContiguousRangesPerBucket) {
   }
 }
 
+// The staging holds each gradient once plus this rank's part, whatever the ranks own: no padding
+// (ranks own unequal shares of a layer's Muon matrices, so per-bucket padding would multiply it).
+TEST(DataParallelBookkeeping, StagingIsNotPaddedForLlama1bAt8Ranks) {
+  const LlamaConfig cfg = load_config("llama-3.2-1b");
+  const std::vector<ParamRef> refs = shapes_of(cfg);
+  const int L = cfg.num_hidden_layers, W = 8;
+  std::vector<size_t> adamw_idx, hidden_idx;
+  for (size_t i = 0; i < refs.size(); i++) (refs[i].hidden_matrix ? hidden_idx : adamw_idx).push_back(i);
+  const std::vector<MuonMatrix> mats = matrices_of(cfg);
+  const MuonShardPlan shard = muon_shard_plan(mats, W, 5);
+  std::vector<DpPiece> pieces = zero1_pieces(slices_of(refs, L), adamw_idx, W);
+  for (const DpPiece& p : muon_pieces(refs, hidden_idx, mats, shard.owner, L)) pieces.push_back(p);
+  const double P = static_cast<double>(cfg.num_params());
+  std::vector<double> owned(W, 0);
+  for (const DpPiece& p : pieces) owned[p.owner] += static_cast<double>(p.count);
+  for (int r = 0; r < W; r++) {
+    ArenaPlan plan;
+    DataParallel::plan(plan, pieces, W, r, DType::BF16);
+    const double bytes = static_cast<double>(plan.region_bytes(Region::Workspace));
+    EXPECT_NEAR(bytes, 2 * (P + owned[r]), 4096.0) << "rank " << r;  // bf16; alignment slack
+    EXPECT_LE(owned[r], 1.10 * P / W) << "rank " << r << " owns too much";
+  }
+}
+
 // World 1 through the single-rank communicator: the reduce-scatter and all-gather are copies,
 // so gradients and weights must come back unchanged, and the norm must equal clip_scale's.
 TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
@@ -165,7 +189,7 @@ TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
     plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
     plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
   }
-  DataParallel::plan(plan, pieces, 1, DType::F32);
+  DataParallel::plan(plan, pieces, 1, 0, DType::F32);
   Arena arena(plan, Device::CPU, size_t{1} << 30, "");
   Rng rng(5);
   std::vector<std::vector<float>> p0, g0;
@@ -212,7 +236,7 @@ TEST(DataParallelBookkeeping, RefusesPiecesThatDoNotCoverTheParams) {
     plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
     plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
   }
-  DataParallel::plan(plan, pieces, 1, DType::F32);
+  DataParallel::plan(plan, pieces, 1, 0, DType::F32);
   Arena arena(plan, Device::CPU, size_t{1} << 30, "");
   for (ParamRef& r : refs) {
     r.param = arena.get("p." + r.name);

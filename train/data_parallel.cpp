@@ -9,10 +9,13 @@
 namespace mu {
 namespace {
 
+// Per bucket, each rank's part holds its own pieces back to back (no padding: the collectives
+// take per-rank counts); parts follow each other rank by rank.
 struct Layout {
-  std::vector<int64_t> pos;       // per piece
-  std::vector<int64_t> segment;   // per bucket, >= 1
-  int64_t send_total = 0, recv_total = 0;
+  std::vector<int64_t> pos;                   // per piece: position within its owner's part of its bucket
+  std::vector<std::vector<int64_t>> counts;   // per bucket, per rank
+  int64_t send_total = 0;                     // sum over buckets of the bucket's elements
+  std::vector<int64_t> recv_total;            // per rank: its parts over all buckets
 };
 
 Layout layout(const std::vector<DpPiece>& pieces, int world) {
@@ -23,19 +26,15 @@ Layout layout(const std::vector<DpPiece>& pieces, int world) {
     MU_CHECK(p.bucket >= 0, "data parallel: a piece of param %zu has bucket %d", p.param, p.bucket);
     nb = std::max(nb, p.bucket + 1);
   }
-  std::vector<std::vector<int64_t>> fill(static_cast<size_t>(nb), std::vector<int64_t>(world, 0));
   Layout l;
+  l.counts.assign(static_cast<size_t>(nb), std::vector<int64_t>(world, 0));
+  l.recv_total.assign(static_cast<size_t>(world), 0);
   for (const DpPiece& p : pieces) {
-    l.pos.push_back(fill[p.bucket][p.owner]);
-    fill[p.bucket][p.owner] += p.count;
+    l.pos.push_back(l.counts[p.bucket][p.owner]);
+    l.counts[p.bucket][p.owner] += p.count;
+    l.send_total += p.count;
+    l.recv_total[p.owner] += p.count;
   }
-  for (const auto& f : fill) {
-    l.segment.push_back(std::max<int64_t>(1, *std::max_element(f.begin(), f.end())));
-    l.send_total += world * l.segment.back();
-    l.recv_total += l.segment.back();
-  }
-  l.send_total = std::max<int64_t>(1, l.send_total);
-  l.recv_total = std::max<int64_t>(1, l.recv_total);
   return l;
 }
 
@@ -114,27 +113,32 @@ Tensor piece_view(const Tensor& t, const DpPiece& p) {
   return flat_at(t, p.offset, p.count);
 }
 
-void DataParallel::plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, DType dtype) {
+void DataParallel::plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, int rank, DType dtype) {
   const Layout l = layout(pieces, world);
-  plan.add("dp.send", Region::Workspace, dtype, Shape{l.send_total});
-  plan.add("dp.recv", Region::Workspace, dtype, Shape{l.recv_total});
+  plan.add("dp.send", Region::Workspace, dtype, Shape{std::max<int64_t>(1, l.send_total)});
+  plan.add("dp.recv", Region::Workspace, dtype, Shape{std::max<int64_t>(1, l.recv_total.at(rank))});
 }
 
 DataParallel::DataParallel(Comm& comm, const std::vector<ParamRef>& params, std::vector<DpPiece> pieces,
                            const Arena& arena)
     : comm_(comm), params_(params), pieces_(std::move(pieces)) {
-  const int world = comm_.world();
+  const int world = comm_.world(), me = comm_.rank();
   const Layout l = layout(pieces_, world);
   pos_ = l.pos;
-  buckets_.resize(l.segment.size());
+  buckets_.resize(l.counts.size());
   int64_t send_base = 0, recv_base = 0;
   for (size_t b = 0; b < buckets_.size(); b++) {
-    buckets_[b].segment = l.segment[b];
-    buckets_[b].send_base = send_base;
-    buckets_[b].recv_base = recv_base;
-    send_base += world * l.segment[b];
-    recv_base += l.segment[b];
+    Bucket& k = buckets_[b];
+    k.counts = l.counts[b];
+    k.displ.assign(static_cast<size_t>(world), 0);
+    for (int r = 1; r < world; r++) k.displ[r] = k.displ[r - 1] + k.counts[r - 1];
+    k.total = k.displ[world - 1] + k.counts[world - 1];
+    k.send_base = send_base;
+    k.recv_base = recv_base;
+    send_base += k.total;
+    recv_base += k.counts[me];
   }
+  owned_ = recv_base;
   for (size_t i = 0; i < pieces_.size(); i++) buckets_[pieces_[i].bucket].pieces.push_back(i);
   // Every element exactly once: sort each param's pieces by offset and walk them.
   std::map<size_t, std::vector<std::pair<int64_t, int64_t>>> by_param;
@@ -160,21 +164,19 @@ DataParallel::DataParallel(Comm& comm, const std::vector<ParamRef>& params, std:
   send_ = arena.get("dp.send");
   recv_ = arena.get("dp.recv");
   const DType dt = params_.empty() ? DType::F32 : params_[0].param.dtype;
-  MU_CHECK(send_.numel() >= l.send_total && recv_.numel() >= l.recv_total && send_.dtype == dt && recv_.dtype == dt,
+  MU_CHECK(send_.numel() >= l.send_total && recv_.numel() >= owned_ && send_.dtype == dt && recv_.dtype == dt,
            "data parallel: staging buffers %s / %s do not fit %lld + %lld %s elements (plan them with the same "
            "pieces)", send_.str().c_str(), recv_.str().c_str(), static_cast<long long>(l.send_total),
-           static_cast<long long>(l.recv_total), dtype_name(dt));
+           static_cast<long long>(owned_), dtype_name(dt));
   for (const ParamRef& r : params_)
     MU_CHECK(r.param.dtype == dt, "data parallel: param '%s' is %s, the others %s", r.name.c_str(),
              dtype_name(r.param.dtype), dtype_name(dt));
 }
 
-Tensor DataParallel::send_of(const Bucket& b) const {
-  return flat_at(send_, b.send_base, comm_.world() * b.segment);
-}
+Tensor DataParallel::send_of(const Bucket& b) const { return flat_at(send_, b.send_base, b.total); }
 
-Tensor DataParallel::send_slot(const Bucket& b, int rank, int64_t pos, int64_t count) const {
-  return flat_at(send_, b.send_base + rank * b.segment + pos, count);
+Tensor DataParallel::send_part(const Bucket& b, int rank, int64_t pos, int64_t count) const {
+  return flat_at(send_, b.send_base + b.displ[rank] + pos, count);
 }
 
 Tensor DataParallel::recv_at(const Bucket& b, int64_t pos, int64_t count) const {
@@ -187,9 +189,9 @@ void DataParallel::start_bucket(int index) {
   MU_CHECK(!b.started, "data parallel: bucket %d started twice in one step", index);
   for (size_t i : b.pieces) {
     const DpPiece& p = pieces_[i];
-    copy(send_slot(b, p.owner, pos_[i], p.count), piece_view(params_[p.param].grad, p));
+    copy(send_part(b, p.owner, pos_[i], p.count), piece_view(params_[p.param].grad, p));
   }
-  b.pending = comm_.reduce_scatter_sum_start(recv_at(b, 0, b.segment), send_of(b));
+  b.pending = comm_.reduce_scatter_sum_v_start(recv_at(b, 0, b.counts[comm_.rank()]), send_of(b), b.counts);
   b.started = true;
 }
 
@@ -208,9 +210,8 @@ void DataParallel::reduce_grads() {
 }
 
 ClipResult DataParallel::clip(double max_norm) {
-  double sum = 0.0;
-  for (const DpPiece& p : pieces_)
-    if (p.owner == comm_.rank()) sum += sum_squares(piece_view(params_[p.param].grad, p));
+  // This rank's reduced gradients lie back to back in the receive buffer: one sum.
+  double sum = owned_ > 0 ? sum_squares(flat_at(recv_, 0, owned_)) : 0.0;
   comm_.all_reduce_sum(&sum, 1);
   return clip_from_norm(std::sqrt(sum), max_norm);
 }
@@ -220,36 +221,35 @@ void DataParallel::gather_params() {
   for (Bucket& b : buckets_) {
     for (size_t i : b.pieces) {
       const DpPiece& p = pieces_[i];
-      if (p.owner == me) copy(send_slot(b, me, pos_[i], p.count), piece_view(params_[p.param].param, p));
+      if (p.owner == me) copy(send_part(b, me, pos_[i], p.count), piece_view(params_[p.param].param, p));
     }
-    // In place: this rank's input is its own slot of the output.
-    b.pending = comm_.all_gather_start(send_of(b), send_slot(b, me, 0, b.segment));
+    // In place: this rank's input is its own part of the output.
+    b.pending = comm_.all_gather_v_start(send_of(b), send_part(b, me, 0, b.counts[me]), b.counts);
   }
   for (Bucket& b : buckets_) {
     comm_.wait(b.pending);
     b.pending = CommRequest{};
     for (size_t i : b.pieces) {
       const DpPiece& p = pieces_[i];
-      if (p.owner != me) copy(piece_view(params_[p.param].param, p), send_slot(b, p.owner, pos_[i], p.count));
+      if (p.owner != me) copy(piece_view(params_[p.param].param, p), send_part(b, p.owner, pos_[i], p.count));
     }
   }
 }
 
 std::string DataParallel::describe() const {
   std::vector<int64_t> owned(static_cast<size_t>(comm_.world()), 0);
-  int64_t total = 0, staged = 0;
+  int64_t total = 0;
   for (const DpPiece& p : pieces_) {
     owned[p.owner] += p.count;
     total += p.count;
   }
-  for (const Bucket& b : buckets_) staged += b.segment;
-  const int64_t most = *std::max_element(owned.begin(), owned.end());
-  return strformat("data parallel over %d ranks (%s): %lld parameters in %zu pieces, %lld updated per rank at most "
-                   "(%.1f%%); gradients reduce-scattered in %d buckets (one per layer, started as the backward pass "
-                   "leaves it, then the rest) and weights all-gathered, %lld %s elements per rank",
+  const auto [lo, hi] = std::minmax_element(owned.begin(), owned.end());
+  return strformat("data parallel over %d ranks (%s): %lld parameters in %zu pieces, %lld to %lld owned per rank "
+                   "(%.1f%% at most); gradients reduce-scattered in %d buckets (one per layer, started as the "
+                   "backward pass leaves it, then the rest) and weights all-gathered, %s",
                    comm_.world(), comm_.name(), static_cast<long long>(total), pieces_.size(),
-                   static_cast<long long>(most), 100.0 * static_cast<double>(most) / std::max<int64_t>(1, total),
-                   buckets(), static_cast<long long>(staged), dtype_name(send_.dtype));
+                   static_cast<long long>(*lo), static_cast<long long>(*hi),
+                   100.0 * static_cast<double>(*hi) / std::max<int64_t>(1, total), buckets(), dtype_name(send_.dtype));
 }
 
 }  // namespace mu

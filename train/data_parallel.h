@@ -9,17 +9,19 @@
 //   Muon's matrices:    whole, owned as optim/muon_shard.h plans, in their layer's bucket.
 // A step then is
 //   start_bucket(l):  called as soon as the backward pass has finished layer l (Llama's layer
-//                     hook): pack the bucket's gradients into their owners' segments of a
+//                     hook): pack the bucket's gradients into their owners' parts of a
 //                     staging buffer and start a reduce-scatter (sum), which runs while the
 //                     backward pass goes on to the layers below;
 //   reduce_grads():   start what is left (the rest bucket), wait for every bucket, unpack the
 //                     owned pieces: each rank now has the global gradient of what it owns (and
 //                     stale values elsewhere, never read);
-//   clip():           the global norm from each rank's squares over its own pieces;
+//   clip():           the global norm from each rank's squares over its own pieces (one sum
+//                     over its receive buffer, where they lie back to back);
 //   the optimizers update the owned pieces only (their state exists only for those);
 //   gather_params():  pack the owned pieces' weights, all-gather every bucket, unpack the rest.
-// Within a bucket every rank's segment is padded to the longest, so the collectives see
-// equal counts.
+// Ranks own unequal parts (whole Muon matrices), so the collectives take per-rank counts
+// (Comm::*_v_start) and nothing is padded: the staging holds one copy of the gradients (send)
+// and this rank's reduced part (recv).
 #pragma once
 #include <string>
 #include <vector>
@@ -63,9 +65,9 @@ Tensor piece_view(const Tensor& t, const DpPiece& p);
 
 class DataParallel {
  public:
-  // Adds the staging buffers "dp.send" (world x the sum of the buckets' segments) and
-  // "dp.recv" (that sum), dtype `dtype` (the params' and grads'), to Region::Workspace.
-  static void plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, DType dtype);
+  // Adds the staging buffers "dp.send" (every element once) and "dp.recv" (what `rank` owns),
+  // dtype `dtype` (the params' and grads'), to Region::Workspace.
+  static void plan(ArenaPlan& plan, const std::vector<DpPiece>& pieces, int world, int rank, DType dtype);
   // The pieces must cover every element of every param exactly once (checked).
   DataParallel(Comm& comm, const std::vector<ParamRef>& params, std::vector<DpPiece> pieces, const Arena& arena);
 
@@ -80,21 +82,23 @@ class DataParallel {
 
  private:
   struct Bucket {
-    std::vector<size_t> pieces;  // indices into pieces_
-    int64_t segment = 0;         // elements per rank, padded
+    std::vector<size_t> pieces;          // indices into pieces_
+    std::vector<int64_t> counts, displ;  // per rank: elements owned, offset of its part
+    int64_t total = 0;                   // elements in the bucket
     int64_t send_base = 0, recv_base = 0;
     CommRequest pending;
     bool started = false;
   };
-  Tensor send_of(const Bucket& b) const;  // the bucket's (world * segment) part of the send buffer
-  Tensor send_slot(const Bucket& b, int rank, int64_t pos, int64_t count) const;
-  Tensor recv_at(const Bucket& b, int64_t pos, int64_t count) const;
+  Tensor send_of(const Bucket& b) const;  // the bucket's part of the send buffer, all ranks
+  Tensor send_part(const Bucket& b, int rank, int64_t pos, int64_t count) const;
+  Tensor recv_at(const Bucket& b, int64_t pos, int64_t count) const;  // this rank's reduced part
 
   Comm& comm_;
   std::vector<ParamRef> params_;
   std::vector<DpPiece> pieces_;
-  std::vector<int64_t> pos_;  // each piece's position within its owner's segment of its bucket
+  std::vector<int64_t> pos_;  // each piece's position within its owner's part of its bucket
   std::vector<Bucket> buckets_;
+  int64_t owned_ = 0;  // elements this rank owns (its reduced gradients, back to back in recv_)
   Tensor send_, recv_;
 };
 

@@ -102,7 +102,7 @@ void TrainOptimizer::plan(ArenaPlan& plan, const std::vector<ParamRef>& shapes) 
   }
   AdamW::plan(plan, adamw_refs(shapes));
   if (muon_config_) Muon::plan(plan, hidden_refs(shapes), muon_config(opts_, comm_, dev_), splits_);
-  DataParallel::plan(plan, pieces_, comm_->world(), shapes.empty() ? DType::F32 : shapes[0].param.dtype);
+  DataParallel::plan(plan, pieces_, comm_->world(), comm_->rank(), shapes.empty() ? DType::F32 : shapes[0].param.dtype);
 }
 
 void TrainOptimizer::bind(const std::vector<ParamRef>& refs, const Arena& arena) {

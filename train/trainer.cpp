@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <memory>
 
 #include "core/arena.h"
@@ -188,6 +189,13 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   int64_t resume_step = -1;
   if (o.resume) {
     resume_step = latest_checkpoint(o.out, &resume_dir);
+    if (comm) {  // every rank must continue from the same checkpoint: a shared run directory
+      double v[2] = {static_cast<double>(resume_step), static_cast<double>(resume_step) * resume_step};
+      comm->all_reduce_sum(v, 2);
+      MU_CHECK(v[1] * world == v[0] * v[0],
+               "--resume: the ranks see different latest checkpoints in %s (this rank: step %lld); put --out on a "
+               "filesystem every rank shares", o.out.c_str(), static_cast<long long>(resume_step));
+    }
     if (resume_step < 0) info("mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
   }
 
@@ -230,6 +238,14 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   }
   info("mu-train: %s\n", plan.describe(budget).c_str());
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
+  // Declared after the arena, so on an error it runs first: collectives in flight are
+  // cancelled before the arena's device memory is freed (which would wait for them).
+  struct CancelCollectivesOnError {
+    Comm* comm;
+    ~CancelCollectivesOnError() {
+      if (comm && comm->world() > 1 && std::uncaught_exceptions() > 0) comm->abort_collectives();
+    }
+  } cancel_on_error{comm};
   Llama model(cfg, arena, {B, T}, true);
   {
     std::vector<ParamRef> refs;
