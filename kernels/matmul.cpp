@@ -3,6 +3,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/runtime.h"
 #include "kernels/op_check.h"
 
 namespace mu {
@@ -63,6 +64,31 @@ void matmul(const MatmulParams& p) {
   if (p.out.device == Device::CUDA) return cuda::matmul(p);
   check_cpu_f32(op, {{"out", p.out}, {"a", p.a}, {"b", p.b}});
   cpu::matmul(p);
+}
+
+constexpr const char* kMatmulWorkspace = "matmul.workspace";
+
+void plan_matmul_workspace(ArenaPlan& plan, Device dev) {
+  if (dev != Device::CUDA) return;
+  plan.add(kMatmulWorkspace, Region::Workspace, DType::BF16,
+           Shape{static_cast<int64_t>(cuda::kMatmulWorkspaceBytes / dtype_size(DType::BF16))});
+}
+
+MatmulWorkspaceLoan::MatmulWorkspaceLoan(const Arena& arena) {
+  if (arena.device() != Device::CUDA || !arena.has(kMatmulWorkspace)) return;
+  const Tensor ws = arena.get(kMatmulWorkspace);
+  MU_CHECK(ws.nbytes() >= cuda::kMatmulWorkspaceBytes, "matmul workspace: %s is smaller than %zu bytes",
+           ws.str().c_str(), cuda::kMatmulWorkspaceBytes);
+  cuda::lend_matmul_workspace(ws.data);
+  lent_ = true;
+}
+
+MatmulWorkspaceLoan::~MatmulWorkspaceLoan() {
+  if (!lent_) return;
+  try {
+    cuda::lend_matmul_workspace(nullptr);
+  } catch (...) {  // a destructor must not throw; the process is ending with a CUDA error anyway
+  }
 }
 
 }  // namespace mu

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/arena.h"
 #include "core/tensor.h"
 
 namespace mu {
@@ -24,5 +25,21 @@ struct MatmulParams {
 
 // out must not overlap a or b.
 void matmul(const MatmulParams& p);
+
+// The matmul workspace as part of a memory plan: on cuda "matmul.workspace", cuBLASLt's 32 MiB,
+// in Region::Workspace (so the plan printed at start counts it); nothing on the cpu. While a
+// MatmulWorkspaceLoan lives, cuda matmuls use that arena buffer instead of allocating their
+// own; declare the loan after the arena so it ends first.
+void plan_matmul_workspace(ArenaPlan& plan, Device dev);
+class MatmulWorkspaceLoan {
+ public:
+  explicit MatmulWorkspaceLoan(const Arena& arena);
+  ~MatmulWorkspaceLoan();
+  MatmulWorkspaceLoan(const MatmulWorkspaceLoan&) = delete;
+  MatmulWorkspaceLoan& operator=(const MatmulWorkspaceLoan&) = delete;
+
+ private:
+  bool lent_ = false;
+};
 
 }  // namespace mu

@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
+#include "kernels/matmul.h"
 #include "model/llama.h"
 #include "optim/muon.h"
 #include "optim/schedule.h"
@@ -223,6 +224,7 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
   ArenaPlan plan;
   Llama::plan(plan, cfg, {B, T}, true, param_dtype);
+  plan_matmul_workspace(plan, dev);  // cuBLASLt's workspace, counted with the rest
   TrainOptimizer opt(o, cfg, comm, dev);
   {
     std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
@@ -238,6 +240,7 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   }
   info("mu-train: %s\n", plan.describe(budget).c_str());
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
+  MatmulWorkspaceLoan matmul_workspace(arena);  // ends before the arena frees it
   // Declared after the arena, so on an error it runs first: collectives in flight are
   // cancelled before the arena's device memory is freed (which would wait for them).
   struct CancelCollectivesOnError {

@@ -11,8 +11,9 @@
 //
 // Plans (matmul descriptor, layouts, the heuristic's algorithm) are cached per device by
 // everything that shapes them: sizes, trans flags, batch and strides, dtypes, beta != 0 and
-// the pointers' alignment. One cuBLASLt handle and one 32 MiB workspace per device.
-// TODO(arena): the workspace should come from the arena's Workspace region.
+// the pointers' alignment. One cuBLASLt handle per device; the 32 MiB workspace is the one an
+// arena lends (lend_matmul_workspace: the training path plans "cuda.matmul_workspace" in its
+// Workspace region), else allocated here on first use (tests, tools).
 #include <array>
 #include <map>
 #include <mutex>
@@ -25,11 +26,21 @@ namespace mu {
 namespace cuda {
 namespace {
 
-constexpr size_t kWorkspaceBytes = 32u << 20;
+constexpr size_t kWorkspaceBytes = kMatmulWorkspaceBytes;
 
 struct DeviceState {
   cublasLtHandle_t handle = nullptr;
-  void* workspace = nullptr;
+  void* own = nullptr;   // allocated here when nothing is lent
+  void* lent = nullptr;  // an arena's buffer
+  void* workspace() {
+    if (lent) return lent;
+    if (!own) {
+      cudaError_t e = cudaMalloc(&own, kWorkspaceBytes);
+      MU_CHECK(e == cudaSuccess, "matmul: cudaMalloc of the %zu MiB cuBLASLt workspace failed: %s",
+               kWorkspaceBytes >> 20, cudaGetErrorString(e));
+    }
+    return own;
+  }
 };
 
 struct Plan {
@@ -48,12 +59,7 @@ std::map<PlanKey, Plan> g_plans;
 
 DeviceState& device_state(int dev) {
   DeviceState& s = g_devices[dev];
-  if (!s.handle) {
-    MU_CUBLAS_CHECK(cublasLtCreate(&s.handle));
-    cudaError_t e = cudaMalloc(&s.workspace, kWorkspaceBytes);
-    MU_CHECK(e == cudaSuccess, "matmul: cudaMalloc of the %zu MiB cuBLASLt workspace failed: %s", kWorkspaceBytes >> 20,
-             cudaGetErrorString(e));
-  }
+  if (!s.handle) MU_CUBLAS_CHECK(cublasLtCreate(&s.handle));
   return s;
 }
 
@@ -195,7 +201,7 @@ void matmul(const MatmulParams& p) {
     std::lock_guard<std::mutex> lock(g_mutex);
     DeviceState& s = device_state(dev);
     handle = s.handle;
-    workspace = s.workspace;
+    workspace = s.workspace();
     auto it = g_plans.find(key);
     if (it == g_plans.end()) it = g_plans.emplace(key, make_plan(handle, p, d, key)).first;
     plan = &it->second;  // std::map nodes are stable
@@ -203,6 +209,21 @@ void matmul(const MatmulParams& p) {
   const float alpha = p.alpha, beta = p.beta;
   MU_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &alpha, p.b.data, plan->la, p.a.data, plan->lb, &beta, p.out.data,
                                  plan->lc, p.out.data, plan->lc, &plan->algo, workspace, kWorkspaceBytes, 0));
+}
+
+void lend_matmul_workspace(void* p) {
+  int dev = -1;
+  MU_CUDA_CHECK(cudaGetDevice(&dev));
+  // Queued matmuls may still use the current workspace; the lender's memory must not be
+  // reused (or freed) under them either.
+  MU_CUDA_CHECK(cudaDeviceSynchronize());
+  std::lock_guard<std::mutex> lock(g_mutex);
+  DeviceState& s = g_devices[dev];
+  s.lent = p;
+  if (p && s.own) {  // the arena's buffer replaces ours
+    MU_CUDA_CHECK(cudaFree(s.own));
+    s.own = nullptr;
+  }
 }
 
 }  // namespace cuda

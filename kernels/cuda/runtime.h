@@ -5,8 +5,9 @@
 //
 // Every kernel runs on the legacy default stream (stream 0), so work queued by one op is
 // ordered before the next op's; the scratch buffer is therefore shared by all ops.
-// TODO(arena): the scratch and the cuBLASLt workspace belong in the arena's Workspace region;
-// they are allocated here (once, grow-only) until the op API carries a workspace.
+// The cuBLASLt workspace comes from the arena when one lends it (lend_matmul_workspace);
+// TODO(arena): the scratch is still allocated here (grow-only) until the op API carries a
+// workspace.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,12 @@ const DeviceInfo& device_info();
 // contents do not survive the next op. Growing it synchronises the device first (an earlier
 // kernel may still read the old buffer).
 void* scratch(size_t bytes);
+
+// The cuBLASLt workspace every matmul plan is made for, and the lending of an arena buffer of
+// that size (Region::Workspace) to the current device: matmuls then use it instead of a
+// buffer of their own. nullptr ends the loan (before the arena frees it). Synchronises.
+constexpr size_t kMatmulWorkspaceBytes = size_t{32} << 20;
+void lend_matmul_workspace(void* p);
 
 // Bytes rounded up so consecutive carve-outs of the scratch stay 256-byte aligned.
 inline size_t scratch_align(size_t bytes) { return (bytes + 255) / 256 * 256; }
