@@ -246,4 +246,28 @@ TEST(Train, ExportHfAtTheEndMatchesTheCheckpoint) {
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_EQ(again.output.find("step "), std::string::npos) << "trained before refusing:\n" << again.output;
 }
+// A run that does not fit says which batch size would, and that batch size does fit while
+// the next one up does not; with nothing that fits it says what the model state alone needs.
+TEST(Train, TooLittleMemorySaysWhatFits) {
+  const std::string base = "--steps 1 --seq-len 256 --memory-limit 0.02 ";
+  RunResult r = run_cmd(train_cmd(base + "--batch-size 64"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const size_t at = r.output.find("--batch-size ", r.output.find("MiB are available"));
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const int fits = std::atoi(r.output.c_str() + at + 13);
+  ASSERT_GT(fits, 0) << r.output;
+  EXPECT_NE(r.output.find("fits (with --grad-accum"), std::string::npos) << r.output;
+  RunResult ok = run_cmd(train_cmd(base + "--batch-size " + std::to_string(fits)));
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  RunResult over = run_cmd(train_cmd(base + "--batch-size " + std::to_string(fits + 1)));
+  EXPECT_EQ(over.exit_code, 1) << over.output;
+  RunResult none = run_cmd(train_cmd("--steps 1 --seq-len 256 --batch-size 4 --memory-limit 0.0005"));
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find("even --batch-size 1 needs"), std::string::npos) << none.output;
+  EXPECT_NE(none.output.find("of it weights, gradients and optimizer state"), std::string::npos) << none.output;
+  RunResult bad = run_cmd(train_cmd("--steps 1 --batch-size 4 --memory-limit -1"));
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--memory-limit must be >= 0"), std::string::npos) << bad.output;
+}
+
 }  // namespace

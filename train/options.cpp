@@ -70,6 +70,9 @@ void register_options(Cli& cli, TrainOptions& o) {
   cli.add_int64("log-every-muon", &o.log_every_muon,
                 "Muon diagnostics every N steps in --log: per group LR, update RMS, orthogonality error (0: off)");
   cli.add_string("device", &o.device, "auto|cpu|cuda", "backend; auto picks cuda when a GPU is present");
+  cli.add_float("memory-limit", &o.memory_limit_gib,
+                "GiB the run may allocate (per rank); 0: the device's free memory. Too small: the error says which "
+                "--batch-size fits");
   cli.section("several GPUs or processes (launch with mpirun, srun or torchrun-style RANK/WORLD_SIZE variables)");
   cli.add_string("comm", &o.comm, "auto|single|mpi|nccl",
                  "communicator: auto is single for one rank, mpi for the cpu backend and nccl for cuda beyond one; "
@@ -113,6 +116,7 @@ void validate_options(const TrainOptions& o) {
   MU_CHECK(o.normuon_beta2 >= 0 && o.normuon_beta2 < 1, "--normuon-beta2 must be in [0, 1)");
   MU_CHECK(o.log_every_muon >= 0, "--log-every-muon must be >= 0");
   MU_CHECK(o.log_every_muon == 0 || o.optimizer == "muon", "--log-every-muon needs --optimizer muon");
+  MU_CHECK(o.memory_limit_gib >= 0, "--memory-limit must be >= 0 GiB (0: no limit beyond free memory)");
   MU_CHECK(o.muon_ortho_dtype == "auto" || o.muon_ortho_dtype == "bf16" || o.muon_ortho_dtype == "f32",
            "--muon-ortho-dtype must be auto, bf16 or f32 (got '%s')", o.muon_ortho_dtype.c_str());
   MU_CHECK(o.comm == "auto" || o.comm == "single" || o.comm == "mpi" || o.comm == "nccl",

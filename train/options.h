@@ -42,6 +42,7 @@ struct TrainOptions {
   int64_t log_every = 1;
   int64_t stop_after = 0;  // leave after this many steps of this invocation (checkpointed)
   std::string device = "auto";
+  double memory_limit_gib = 0;  // cap on the arena (0: the device's free memory)
   // data parallel (train/data_parallel.h): rank and world come from the launcher
   std::string comm = "auto";  // auto|single|mpi|nccl
 };

@@ -222,23 +222,53 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   // The cuda backend keeps bf16 weights, activations and gradients, with fp32 master weights
   // in the optimizer (DESIGN.md §2); the cpu backend is fp32 throughout.
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
-  ArenaPlan plan;
-  Llama::plan(plan, cfg, {B, T}, true, param_dtype);
-  plan_matmul_workspace(plan, dev);  // cuBLASLt's workspace, counted with the rest
   TrainOptimizer opt(o, cfg, comm, dev);
-  {
-    std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
-    for (const auto& p : llama_param_infos(cfg))
-      shapes.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
-                        p.weight_decay, p.hidden_matrix});
-    opt.plan(plan, shapes);
-  }
+  std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
+  for (const auto& p : llama_param_infos(cfg))
+    shapes.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
+                      p.weight_decay, p.hidden_matrix});
+  auto plan_for = [&](int rows) {
+    ArenaPlan p;
+    Llama::plan(p, cfg, {rows, T}, true, param_dtype);
+    plan_matmul_workspace(p, dev);  // cuBLASLt's workspace, counted with the rest
+    opt.plan(p, shapes);
+    return p;
+  };
+  ArenaPlan plan = plan_for(B);
   size_t budget = host_available_bytes();
   if (dev == Device::CUDA) {
     size_t total = 0;
     cuda_mem_info(&budget, &total);
   }
+  if (o.memory_limit_gib > 0) budget = std::min(budget, static_cast<size_t>(o.memory_limit_gib * 1073741824.0));
   info("mu-train: %s\n", plan.describe(budget).c_str());
+  if (plan.total_bytes() > budget) {
+    // Say what would fit: the largest batch size (activations scale with it), else what the
+    // weights, gradients and optimizer state alone need.
+    int lo = 0, hi = B;  // plan_for(lo) fits (lo = 0: none found yet), plan_for(hi) does not
+    while (hi - lo > 1) {
+      const int mid = lo + (hi - lo) / 2;
+      (plan_for(mid).total_bytes() <= budget ? lo : hi) = mid;
+    }
+    if (lo == 0 && plan_for(1).total_bytes() <= budget) lo = 1;
+    std::string fits;
+    if (lo > 0) {
+      fits = strformat("--batch-size %d fits (with --grad-accum %d for about the same tokens per step)", lo,
+                       (B * o.grad_accum + lo - 1) / lo);
+    } else {
+      const ArenaPlan one = plan_for(1);
+      const size_t state = one.region_bytes(Region::Weights) + one.region_bytes(Region::Grads) +
+                           one.region_bytes(Region::Master) + one.region_bytes(Region::OptState);
+      fits = strformat("even --batch-size 1 needs %.1f MiB, %.1f MiB of it weights, gradients and optimizer state: "
+                       "use a smaller model%s%s",
+                       one.total_bytes() / 1048576.0, state / 1048576.0,
+                       state < budget ? " or a shorter --seq-len" : "",
+                       world > 1 ? ", or more ranks (the optimizer state is divided among them)" : "");
+    }
+    MU_FAIL("the run needs %.1f MiB%s but %.1f MiB are available on %s (%s):\n%s\n%s", plan.total_bytes() / 1048576.0,
+            world > 1 ? " per rank" : "", budget / 1048576.0, device_name(dev),
+            o.memory_limit_gib > 0 ? "--memory-limit" : "free memory", plan.describe(budget).c_str(), fits.c_str());
+  }
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
   MatmulWorkspaceLoan matmul_workspace(arena);  // ends before the arena frees it
   // Declared after the arena, so on an error it runs first: collectives in flight are
