@@ -68,14 +68,17 @@ Arena::Arena(const ArenaPlan& plan, Device device, size_t budget_bytes, const st
     if (!bytes) continue;
     if (device == Device::CPU) {
       base_[r] = std::aligned_alloc(kArenaAlign, bytes);
-      MU_CHECK(base_[r], "out of host memory: region %s needs %.1f MiB", region_name(static_cast<Region>(r)),
-               bytes / 1048576.0);
+      if (!base_[r]) {
+        release();  // a throwing constructor runs no destructor: free the regions allocated so far
+        MU_FAIL("out of host memory: region %s needs %.1f MiB", region_name(static_cast<Region>(r)),
+                bytes / 1048576.0);
+      }
       std::memset(base_[r], 0, bytes);
     } else {
       cudaError_t err = cudaMalloc(&base_[r], bytes);
       if (err != cudaSuccess) {
         base_[r] = nullptr;
-        this->~Arena();
+        release();
         MU_FAIL("cudaMalloc of %.1f MiB for region %s failed: %s\n%s\n%s", bytes / 1048576.0,
                 region_name(static_cast<Region>(r)), cudaGetErrorString(err), plan_.describe().c_str(), hint.c_str());
       }
@@ -84,7 +87,9 @@ Arena::Arena(const ArenaPlan& plan, Device device, size_t budget_bytes, const st
   }
 }
 
-Arena::~Arena() {
+Arena::~Arena() { release(); }
+
+void Arena::release() noexcept {
   for (void*& p : base_) {
     if (!p) continue;
     if (device_ == Device::CPU)

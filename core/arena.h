@@ -61,6 +61,7 @@ class Arena {
   Device device() const { return device_; }
 
  private:
+  void release() noexcept;  // frees every region (the destructor, and a constructor that fails)
   ArenaPlan plan_;
   Device device_;
   void* base_[static_cast<int>(Region::kCount)] = {};

@@ -165,7 +165,7 @@ class NcclComm final : public Comm {
     ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum_v_start", in);
     const size_t es = dtype_size(in.dtype);
     after_queued_compute();
-    MU_NCCL_CHECK(ncclGroupStart());
+    Group group;
     for (int r = 0; r < world_; r++) {
       if (counts[r] == 0) continue;
       const char* send = static_cast<const char*>(in.data) + static_cast<size_t>(displ[r]) * es;
@@ -174,7 +174,7 @@ class NcclComm final : public Comm {
       void* recv = r == rank_ ? out.data : const_cast<char*>(send);
       MU_NCCL_CHECK(ncclReduce(send, recv, static_cast<size_t>(counts[r]), t, ncclSum, r, comm_, stream_));
     }
-    MU_NCCL_CHECK(ncclGroupEnd());
+    group.end();
     return record_done();
   }
   CommRequest all_gather_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
@@ -185,13 +185,13 @@ class NcclComm final : public Comm {
     char* own = static_cast<char*>(out.data) + static_cast<size_t>(displ[rank_]) * es;
     if (in.data != own && counts[rank_] > 0)
       MU_CUDA_CHECK(cudaMemcpyAsync(own, in.data, in.nbytes(), cudaMemcpyDeviceToDevice, stream_));
-    MU_NCCL_CHECK(ncclGroupStart());
+    Group group;
     for (int r = 0; r < world_; r++) {
       if (counts[r] == 0) continue;
       char* part = static_cast<char*>(out.data) + static_cast<size_t>(displ[r]) * es;
       MU_NCCL_CHECK(ncclBroadcast(part, part, static_cast<size_t>(counts[r]) * es, ncclUint8, r, comm_, stream_));
     }
-    MU_NCCL_CHECK(ncclGroupEnd());
+    group.end();
     return record_done();
   }
 
@@ -219,6 +219,19 @@ class NcclComm final : public Comm {
 
  private:
   void sync() { MU_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // ncclGroupStart .. ncclGroupEnd, closed even when an enqueue inside throws (an open group
+  // would swallow later NCCL calls, the abort included).
+  struct Group {
+    bool open = true;
+    Group() { MU_NCCL_CHECK(ncclGroupStart()); }
+    void end() {
+      open = false;
+      MU_NCCL_CHECK(ncclGroupEnd());
+    }
+    ~Group() {
+      if (open) ncclGroupEnd();
+    }
+  };
   // The comm stream waits for everything queued so far on the legacy default stream.
   void after_queued_compute() {
     cudaEvent_t ev;

@@ -239,6 +239,9 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   if (dev == Device::CUDA) {
     size_t total = 0;
     cuda_mem_info(&budget, &total);
+    // Headroom for what allocates later, outside the plan: NCCL's buffers at the first
+    // collective, the CUDA runtime, the kernels' scratch.
+    budget -= std::min(budget, std::max<size_t>(size_t{1} << 30, budget / 20));
   }
   if (o.memory_limit_gib > 0) budget = std::min(budget, static_cast<size_t>(o.memory_limit_gib * 1073741824.0));
   info("mu-train: %s\n", plan.describe(budget).c_str());
@@ -267,7 +270,10 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     }
     MU_FAIL("the run needs %.1f MiB%s but %.1f MiB are available on %s (%s):\n%s\n%s", plan.total_bytes() / 1048576.0,
             world > 1 ? " per rank" : "", budget / 1048576.0, device_name(dev),
-            o.memory_limit_gib > 0 ? "--memory-limit" : "free memory", plan.describe(budget).c_str(), fits.c_str());
+            o.memory_limit_gib > 0        ? "--memory-limit"
+            : dev == Device::CUDA ? "free memory less 5% (at least 1 GiB) of headroom"
+                                  : "free memory",
+            plan.describe(budget).c_str(), fits.c_str());
   }
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
   MatmulWorkspaceLoan matmul_workspace(arena);  // ends before the arena frees it

@@ -214,16 +214,19 @@ void matmul(const MatmulParams& p) {
 void lend_matmul_workspace(void* p) {
   int dev = -1;
   MU_CUDA_CHECK(cudaGetDevice(&dev));
-  // Queued matmuls may still use the current workspace; the lender's memory must not be
+  void* to_free = nullptr;
+  {
+    // Switch first, so that even if the synchronisation below fails (a sticky CUDA error) no
+    // later matmul uses memory its lender is about to free.
+    std::lock_guard<std::mutex> lock(g_mutex);
+    DeviceState& s = g_devices[dev];
+    s.lent = p;
+    if (p) std::swap(to_free, s.own);  // the arena's buffer replaces ours
+  }
+  // Queued matmuls may still use the previous workspace; the lender's memory must not be
   // reused (or freed) under them either.
   MU_CUDA_CHECK(cudaDeviceSynchronize());
-  std::lock_guard<std::mutex> lock(g_mutex);
-  DeviceState& s = g_devices[dev];
-  s.lent = p;
-  if (p && s.own) {  // the arena's buffer replaces ours
-    MU_CUDA_CHECK(cudaFree(s.own));
-    s.own = nullptr;
-  }
+  if (to_free) MU_CUDA_CHECK(cudaFree(to_free));
 }
 
 }  // namespace cuda
