@@ -7,7 +7,7 @@
 // Tolerance: N ranks sum N partial gradients (each a GEMM over B*T rows) where one process
 // sums all W*B*T rows in one GEMM, so gradients differ by fp32 reassociation (~1e-7 relative).
 // Adam's division by sqrt(v) and Newton-Schulz's polynomial pass that on without large
-// growth over 6 steps: measured <= 1.6e-6 relative L2 on the weights (AdamW, NS5, Polar
+// growth over 6 steps: measured <= 1.7e-6 relative L2 on the weights (AdamW, NS5, Polar
 // Express + NorMuon at 2..4 ranks; exactly 0 at one rank through the sharded path), losses
 // within ~1e-8. Asserted: weights 5e-5 relative L2, losses and gradient norms 2e-6 relative.
 #include <gtest/gtest.h>
