@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <memory>
 
 #include "core/arena.h"
@@ -134,6 +135,34 @@ void test_rank_fail(int rank, int64_t step) {
   MU_FAIL("MU_TEST_RANK_FAIL: rank %d fails at step %lld on purpose", rank, st);
 }
 
+// The run's plan does not fit in `budget`: fail saying what would, the largest batch size
+// (the plan grows with it: activations) found by bisection over the real plan, or else what
+// the weights, gradients and optimizer state alone need.
+[[noreturn]] void fail_with_what_fits(const ArenaPlan& plan, const std::function<ArenaPlan(int)>& plan_for, int B,
+                                      int accum, int world, size_t budget, const char* limit, const char* device) {
+  int lo = 0, hi = B;  // plan_for(lo) fits (lo = 0: none found yet), plan_for(hi) does not
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (plan_for(mid).total_bytes() <= budget ? lo : hi) = mid;
+  }
+  std::string fits;
+  if (lo > 0) {
+    fits = strformat("--batch-size %d fits (with --grad-accum %d for about the same tokens per step)", lo,
+                     (B * accum + lo - 1) / lo);
+  } else {
+    const ArenaPlan one = plan_for(1);
+    const size_t state = one.region_bytes(Region::Weights) + one.region_bytes(Region::Grads) +
+                         one.region_bytes(Region::Master) + one.region_bytes(Region::OptState);
+    fits = strformat("even --batch-size 1 needs %.1f MiB, %.1f MiB of it weights, gradients and optimizer state: "
+                     "use a smaller model%s%s",
+                     one.total_bytes() / 1048576.0, state / 1048576.0, state < budget ? " or a shorter --seq-len" : "",
+                     world > 1 ? ", or more ranks (the optimizer state is divided among them)" : "");
+  }
+  MU_FAIL("the run needs %.1f MiB%s but %.1f MiB are available on %s (%s):\n%s\n%s", plan.total_bytes() / 1048576.0,
+          world > 1 ? " per rank" : "", budget / 1048576.0, device, limit, plan.describe(budget).c_str(),
+          fits.c_str());
+}
+
 int train(const TrainOptions& o, Device dev, Comm* comm);
 
 }  // namespace
@@ -245,36 +274,12 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   }
   if (o.memory_limit_gib > 0) budget = std::min(budget, static_cast<size_t>(o.memory_limit_gib * 1073741824.0));
   info("mu-train: %s\n", plan.describe(budget).c_str());
-  if (plan.total_bytes() > budget) {
-    // Say what would fit: the largest batch size (activations scale with it), else what the
-    // weights, gradients and optimizer state alone need.
-    int lo = 0, hi = B;  // plan_for(lo) fits (lo = 0: none found yet), plan_for(hi) does not
-    while (hi - lo > 1) {
-      const int mid = lo + (hi - lo) / 2;
-      (plan_for(mid).total_bytes() <= budget ? lo : hi) = mid;
-    }
-    if (lo == 0 && plan_for(1).total_bytes() <= budget) lo = 1;
-    std::string fits;
-    if (lo > 0) {
-      fits = strformat("--batch-size %d fits (with --grad-accum %d for about the same tokens per step)", lo,
-                       (B * o.grad_accum + lo - 1) / lo);
-    } else {
-      const ArenaPlan one = plan_for(1);
-      const size_t state = one.region_bytes(Region::Weights) + one.region_bytes(Region::Grads) +
-                           one.region_bytes(Region::Master) + one.region_bytes(Region::OptState);
-      fits = strformat("even --batch-size 1 needs %.1f MiB, %.1f MiB of it weights, gradients and optimizer state: "
-                       "use a smaller model%s%s",
-                       one.total_bytes() / 1048576.0, state / 1048576.0,
-                       state < budget ? " or a shorter --seq-len" : "",
-                       world > 1 ? ", or more ranks (the optimizer state is divided among them)" : "");
-    }
-    MU_FAIL("the run needs %.1f MiB%s but %.1f MiB are available on %s (%s):\n%s\n%s", plan.total_bytes() / 1048576.0,
-            world > 1 ? " per rank" : "", budget / 1048576.0, device_name(dev),
-            o.memory_limit_gib > 0        ? "--memory-limit"
-            : dev == Device::CUDA ? "free memory less 5% (at least 1 GiB) of headroom"
-                                  : "free memory",
-            plan.describe(budget).c_str(), fits.c_str());
-  }
+  if (plan.total_bytes() > budget)
+    fail_with_what_fits(plan, plan_for, B, o.grad_accum, world, budget,
+                        o.memory_limit_gib > 0        ? "--memory-limit"
+                        : dev == Device::CUDA ? "free memory less 5% (at least 1 GiB) of headroom"
+                                              : "free memory",
+                        device_name(dev));
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
   MatmulWorkspaceLoan matmul_workspace(arena);  // ends before the arena frees it
   // Declared after the arena, so on an error it runs first: collectives in flight are
