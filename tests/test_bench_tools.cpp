@@ -35,6 +35,21 @@ TEST(BenchTorch, RunsOnTheCpuAtTinyShapes) {
   EXPECT_NE(bad.output.find("no preset or config.json 'no-such-preset'"), std::string::npos) << bad.output;
 }
 
+// The compact model bench_torch.py falls back to (without transformers) computes the same loss
+// as the oracle's float64 Llama, tied and untied, with GQA and llama3 RoPE scaling.
+TEST(BenchTorch, CompactModelIsTheOraclesLlama) {
+  const std::string d = make_temp_dir("bself");
+  write_text(d + "/config.json", R"({"vocab_size": 97, "hidden_size": 48, "intermediate_size": 80,
+    "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 8,
+    "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
+    "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8})})");
+  RunResult r = run_cmd(kTorch + " --selfcheck --config " + d + "/config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("selfcheck (tied)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("selfcheck (untied)"), std::string::npos) << r.output;
+}
+
 TEST(BenchCompare, RatiosAndVerdicts) {
   const std::string d = make_temp_dir("bcmp");
   const nlohmann::json mu = {

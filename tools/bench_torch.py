@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PRESETS = os.path.join(HERE, "..", "model", "configs")
+sys.path.insert(0, os.path.join(HERE, "reference"))
+import llama_ref  # noqa: E402  (the oracle's float64 HF math: RoPE frequencies, and --selfcheck)
 
 # Polar Express, 5 steps with safety factor 1.02 (arXiv 2505.16932; the tuples issue 5 gives).
 POLAR_EXPRESS = [
@@ -82,6 +84,12 @@ class Timer:
 
 
 # ---- a compact Llama (HF LlamaForCausalLM math), for machines without transformers ----------
+# --selfcheck compares it in float64 with tools/reference/llama_ref.py.
+
+def up(x):
+    """Low-precision values are reduced in fp32; fp32 and fp64 stay as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
 
 def attention(q, k, v):
     """Causal GQA attention on (B, H, T, D) / (B, Hkv, T, D)."""
@@ -94,7 +102,7 @@ def attention(q, k, v):
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     T = q.shape[2]
     s = s.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
-    return torch.softmax(s.float(), dim=-1).to(q.dtype) @ v
+    return torch.softmax(up(s), dim=-1).to(q.dtype) @ v
 
 
 class RMSNorm(nn.Module):
@@ -103,7 +111,7 @@ class RMSNorm(nn.Module):
         self.weight, self.eps = nn.Parameter(torch.ones(c)), eps
 
     def forward(self, x):
-        xf = x.float()
+        xf = up(x)
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
@@ -147,25 +155,72 @@ class CompactLlama(nn.Module):
         self.head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
         if cfg.get("tie_word_embeddings", False):
             self.head.weight = self.embed.weight
+        # theta^(-2i/D) with llama3 scaling when configured, as HF computes them
+        self.register_buffer("inv_freq", llama_ref.rope_inv_freq(llama_ref.spec_from_config(cfg)), persistent=False)
 
     def forward(self, tokens, targets):
-        T, D = tokens.shape[1], self.cfg["head_dim"]
-        inv = 1.0 / (self.cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, device=tokens.device).float() / D))
-        ang = torch.outer(torch.arange(T, device=tokens.device).float(), inv)
+        T = tokens.shape[1]
+        ang = torch.outer(torch.arange(T, device=tokens.device, dtype=torch.float64), self.inv_freq.double())
+        ang = ang.to(self.norm.weight.dtype if self.norm.weight.dtype == torch.float64 else torch.float32)
         cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
         x = self.embed(tokens)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         for layer in self.layers:
             x = layer(x, cos, sin)
         logits = self.head(self.norm(x))
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
+        return F.cross_entropy(up(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    def hf_params(self):
+        """This model's weights under Hugging Face's names (for llama_ref)."""
+        p = {"model.embed_tokens.weight": self.embed.weight, "model.norm.weight": self.norm.weight}
+        if not self.cfg.get("tie_word_embeddings", False):
+            p["lm_head.weight"] = self.head.weight
+        for i, b in enumerate(self.layers):
+            q = f"model.layers.{i}."
+            p.update({q + "input_layernorm.weight": b.ln1.weight, q + "post_attention_layernorm.weight": b.ln2.weight,
+                      q + "self_attn.q_proj.weight": b.q.weight, q + "self_attn.k_proj.weight": b.k.weight,
+                      q + "self_attn.v_proj.weight": b.v.weight, q + "self_attn.o_proj.weight": b.o.weight,
+                      q + "mlp.gate_proj.weight": b.gate.weight, q + "mlp.up_proj.weight": b.up.weight,
+                      q + "mlp.down_proj.weight": b.down.weight})
+        return p
+
+
+def selfcheck(cfg):
+    """The compact model against llama_ref in float64 (tied as configured, and untied): the loss
+    must agree to 1e-10 relative, or the PyTorch side would not be timing the same model."""
+    worst = 0.0
+    for tied in (cfg.get("tie_word_embeddings", False), not cfg.get("tie_word_embeddings", False)):
+        c = dict(cfg, tie_word_embeddings=tied)
+        torch.manual_seed(7)
+        m = CompactLlama(c).double()
+        with torch.no_grad():
+            for name, w in m.named_parameters():
+                w.copy_(1.0 + 0.1 * torch.randn_like(w) if w.dim() == 1 else 0.05 * torch.randn_like(w))
+        tokens = torch.randint(0, c["vocab_size"], (2, 13))
+        with torch.no_grad():
+            ours = m(tokens[:, :-1], tokens[:, 1:]).item()
+            params = {k: v.detach() for k, v in m.hf_params().items()}
+            _, ref = llama_ref.forward_loss(llama_ref.spec_from_config(c), params, tokens)
+        err = abs(ours - ref.item()) / abs(ref.item())
+        print(f"selfcheck ({'tied' if tied else 'untied'}): compact {ours:.12f} vs llama_ref {ref.item():.12f}, "
+              f"rel {err:.1e}")
+        worst = max(worst, err)
+    if worst > 1e-10:
+        sys.exit(f"bench_torch: --selfcheck failed: the compact Llama differs from llama_ref by {worst:.1e}")
 
 
 def build_model(cfg, impl, device):
     if impl == "hf":
         from transformers import LlamaConfig, LlamaForCausalLM
-        keys = {k: v for k, v in cfg.items() if not k.startswith("_")}
-        hf = LlamaForCausalLM(LlamaConfig(**keys, attn_implementation="sdpa")).to(device)
+        # torch_dtype / dtype would make transformers build the weights in bf16; the precision
+        # is --precision's choice here.
+        keys = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("torch_dtype", "dtype")}
+        conf = LlamaConfig(**keys)
+        try:
+            hf = LlamaForCausalLM._from_config(conf, attn_implementation="sdpa")
+        except (TypeError, ValueError):  # older transformers: SDPA is already the default there
+            hf = LlamaForCausalLM(conf)
+        hf = hf.float().to(device)
 
         def loss(tokens, targets):
             logits = hf(input_ids=tokens).logits
@@ -318,6 +373,8 @@ def main():
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     ap.add_argument("--skip", default="", help="comma list of workloads to skip: step,attention,muon")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--selfcheck", action="store_true",
+                    help="only check the compact model against tools/reference/llama_ref.py in float64, then exit")
     args = ap.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     bad = skip - {"step", "attention", "muon"}
@@ -326,6 +383,9 @@ def main():
     if args.batch_size < 1 or args.seq_len < 1 or args.runs < 1 or args.warmup < 0:
         sys.exit("bench_torch: --batch-size, --seq-len and --runs must be positive, --warmup >= 0")
     cfg = load_config(args.config)
+    if args.selfcheck:
+        selfcheck(cfg)
+        return
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_torch: --device cuda but torch sees no GPU")
