@@ -43,7 +43,7 @@ TEST(BenchTorch, CompactModelIsTheOraclesLlama) {
     "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 8,
     "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
     "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                     "original_max_position_embeddings": 8})})");
+                     "original_max_position_embeddings": 8}})");
   RunResult r = run_cmd(kTorch + " --selfcheck --config " + d + "/config.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("selfcheck (tied)"), std::string::npos) << r.output;

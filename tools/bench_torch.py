@@ -50,8 +50,11 @@ def load_config(name):
     path = name if name.endswith(".json") else os.path.join(PRESETS, name + ".json")
     if not os.path.exists(path):
         sys.exit(f"bench_torch: no preset or config.json '{name}' ({path})")
-    with open(path) as f:
-        cfg = json.load(f)
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"bench_torch: cannot read {path}: {e}")
     cfg.setdefault("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
     cfg.setdefault("num_key_value_heads", cfg["num_attention_heads"])
     return cfg
