@@ -40,24 +40,15 @@ class Comm {
   virtual void broadcast(Tensor x, int root) = 0;
   virtual void barrier() = 0;
 
-  // Non-blocking forms, to overlap communication with compute (data parallel starts each
-  // layer's gradient reduce-scatter while the backward pass goes on). Until wait() returns,
-  // neither buffer may be read or written. Requests may complete in any order but every rank
-  // must start the same collectives in the same order. The defaults block at start; MPI uses
-  // MPI_Ireduce_scatter_block / MPI_Iallgather, NCCL a side stream ordered by CUDA events
-  // after the compute already queued (wait() orders later compute after it, without a host
-  // synchronisation).
-  virtual CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) {
-    reduce_scatter_sum(out, in);
-    return {};
-  }
-  virtual CommRequest all_gather_start(Tensor out, Tensor in) {
-    all_gather(out, in);
-    return {};
-  }
-  virtual void wait(CommRequest r) { (void)r; }
-
-  // Variable counts (rank r's share is counts[r] elements; counts equal on every rank), started:
+  // Started (non-blocking) collectives, to overlap communication with compute: data parallel
+  // starts each layer's gradient reduce-scatter while the backward pass goes on. Until wait()
+  // returns, neither buffer may be read or written. Requests may complete in any order but
+  // every rank must start the same collectives in the same order. MPI uses
+  // MPI_Ireduce_scatter / MPI_Iallgatherv, NCCL a side stream ordered by CUDA events after
+  // the compute already queued (wait() orders later compute after it, without a host
+  // synchronisation); single rank completes at start.
+  //
+  // Rank r's share is counts[r] elements (the same counts on every rank):
   //   reduce_scatter_sum_v_start: in holds sum(counts) elements, rank by rank; out (counts[rank])
   //     <- the sum over ranks of rank `rank`'s part of in;
   //   all_gather_v_start: out (sum(counts)) <- every rank's in (counts[rank]), rank by rank; in
@@ -66,6 +57,7 @@ class Comm {
   // padding. F32 (and BF16 on NCCL) for the sum; any dtype for the gather.
   virtual CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) = 0;
   virtual CommRequest all_gather_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) = 0;
+  virtual void wait(CommRequest r) { (void)r; }
   // For main() only, after a rank failed: ends every rank of the job with `code` (MPI_Abort)
   // so the others do not wait forever in a collective. Returns where world is 1 (SingleComm)
   // so main exits normally.

@@ -122,27 +122,6 @@ class MpiComm final : public Comm {
   }
   void barrier() override { MU_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
 
-  CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) override {
-    comm_check_device("mpi", "reduce_scatter_sum_start", in, Device::CPU);
-    comm_check_reduce_scatter("mpi", world_, out, in);
-    MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum_start: %s must be F32", in.str().c_str());
-    const int n = checked_count("reduce_scatter_sum_start", out.numel());
-    if (n == 0) return {};
-    MPI_Request req;
-    MU_MPI_CHECK(MPI_Ireduce_scatter_block(in.f32(), out.f32(), n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
-    return remember(req);
-  }
-  CommRequest all_gather_start(Tensor out, Tensor in) override {
-    comm_check_device("mpi", "all_gather_start", in, Device::CPU);
-    comm_check_all_gather("mpi", world_, out, in);
-    const int bytes = checked_count("all_gather_start (bytes)", static_cast<int64_t>(in.nbytes()));
-    if (bytes == 0) return {};
-    char* own = static_cast<char*>(out.data) + static_cast<size_t>(rank_) * in.nbytes();
-    const void* send = in.data == own ? MPI_IN_PLACE : in.data;
-    MPI_Request req;
-    MU_MPI_CHECK(MPI_Iallgather(send, bytes, MPI_BYTE, out.data, bytes, MPI_BYTE, MPI_COMM_WORLD, &req));
-    return remember(req);
-  }
   CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
     comm_check_device("mpi", "reduce_scatter_sum_v_start", in, Device::CPU);
     comm_check_v("mpi", "reduce_scatter_sum_v_start", world_, rank_, in, out, counts);

@@ -140,22 +140,6 @@ class NcclComm final : public Comm {
     double one = 1;
     all_reduce_sum(&one, 1);
   }
-  CommRequest reduce_scatter_sum_start(Tensor out, Tensor in) override {
-    comm_check_device("nccl", "reduce_scatter_sum_start", in, Device::CUDA);
-    comm_check_reduce_scatter("nccl", world_, out, in);
-    ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum_start", in);
-    after_queued_compute();
-    MU_NCCL_CHECK(
-        ncclReduceScatter(in.data, out.data, static_cast<size_t>(out.numel()), t, ncclSum, comm_, stream_));
-    return record_done();
-  }
-  CommRequest all_gather_start(Tensor out, Tensor in) override {
-    comm_check_device("nccl", "all_gather_start", in, Device::CUDA);
-    comm_check_all_gather("nccl", world_, out, in);
-    after_queued_compute();
-    MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));
-    return record_done();
-  }
   // NCCL has no variable-count reduce-scatter or all-gather: a group of reduces (root r gets
   // its part) and a group of broadcasts (root r sends its part), each rank's part once; the
   // group runs them together. Zero counts are skipped (the same on every rank).

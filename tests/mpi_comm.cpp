@@ -90,19 +90,20 @@ TEST(MpiComm, AllGatherAnyDtypeAndInPlace) {
 TEST(MpiComm, StartedCollectivesCompleteInAnyOrder) {
   const int r = g_comm->rank(), w = g_comm->world();
   const int64_t n = 333;
+  const std::vector<int64_t> counts(static_cast<size_t>(w), n);
   std::vector<std::vector<float>> in(3), out(3);
   std::vector<mu::CommRequest> req;
   for (int k = 0; k < 3; ++k) {
     in[k].resize(static_cast<size_t>(w * n));
     out[k].assign(static_cast<size_t>(n), -1.f);
     for (int64_t j = 0; j < w * n; ++j) in[k][j] = float((k + 1) * (r * 1000 + j));
-    req.push_back(g_comm->reduce_scatter_sum_start(cpu(out[k].data(), mu::DType::F32, n),
-                                                   cpu(in[k].data(), mu::DType::F32, w * n)));
+    req.push_back(g_comm->reduce_scatter_sum_v_start(cpu(out[k].data(), mu::DType::F32, n),
+                                                     cpu(in[k].data(), mu::DType::F32, w * n), counts));
   }
   std::vector<int32_t> mine(n), all(static_cast<size_t>(w * n), -1);
   for (int64_t i = 0; i < n; ++i) mine[i] = r * 100000 + int32_t(i);
   mu::CommRequest gather =
-      g_comm->all_gather_start(cpu(all.data(), mu::DType::I32, w * n), cpu(mine.data(), mu::DType::I32, n));
+      g_comm->all_gather_v_start(cpu(all.data(), mu::DType::I32, w * n), cpu(mine.data(), mu::DType::I32, n), counts);
   g_comm->wait(gather);
   for (int k = 2; k >= 0; --k) g_comm->wait(req[k]);
   for (int k = 0; k < 3; ++k)

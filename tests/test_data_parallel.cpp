@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "core/comm.h"
@@ -16,27 +17,33 @@
 #include "model/llama.h"
 #include "optim/muon_shard.h"
 #include "train/data_parallel.h"
+#include "train/optim_setup.h"
 
 using namespace mu;
 
 namespace {
 
-std::vector<ParamRef> shapes_of(const LlamaConfig& cfg, Device dev = Device::CPU) {
-  std::vector<ParamRef> out;
-  for (const auto& p : llama_param_infos(cfg))
-    out.push_back({p.name, Tensor(nullptr, DType::F32, dev, p.shape), Tensor(nullptr, DType::F32, dev, p.shape),
-                   p.weight_decay, p.hidden_matrix});
-  return out;
-}
+std::vector<ParamRef> shapes_of(const LlamaConfig& cfg) { return llama_param_shapes(cfg, DType::F32, Device::CPU); }
 
 std::vector<MuonMatrix> matrices_of(const LlamaConfig& cfg, bool split_heads = false) {
-  std::vector<ParamRef> hidden;
-  for (const ParamRef& r : shapes_of(cfg))
-    if (r.hidden_matrix) hidden.push_back(r);
-  return muon_matrices(hidden,
-                       llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
-                                         cfg.head_dim, cfg.intermediate_size),
-                       split_heads);
+  return llama_muon_matrices(cfg, split_heads);
+}
+
+// Host memory for every param and its grad ("p.<name>", "g.<name>") plus the staging of
+// `pieces` at world 1; binds refs to it.
+std::unique_ptr<Arena> bind_world1(std::vector<ParamRef>& refs, const std::vector<DpPiece>& pieces) {
+  ArenaPlan plan;
+  for (const ParamRef& r : refs) {
+    plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
+    plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
+  }
+  DataParallel::plan(plan, pieces, 1, 0, DType::F32);
+  auto arena = std::make_unique<Arena>(plan, Device::CPU, size_t{1} << 30, "");
+  for (ParamRef& r : refs) {
+    r.param = arena->get("p." + r.name);
+    r.grad = arena->get("g." + r.name);
+  }
+  return arena;
 }
 
 TEST(MuonShardPlan, FlopsFollowTheFormula) {
@@ -184,18 +191,10 @@ TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
   for (const DpPiece& p : muon_pieces(refs, hidden_idx, mats, std::vector<int>(mats.size(), 0), L))
     pieces.push_back(p);
 
-  ArenaPlan plan;
-  for (const ParamRef& r : refs) {
-    plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
-    plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
-  }
-  DataParallel::plan(plan, pieces, 1, 0, DType::F32);
-  Arena arena(plan, Device::CPU, size_t{1} << 30, "");
+  const auto arena = bind_world1(refs, pieces);
   Rng rng(5);
   std::vector<std::vector<float>> p0, g0;
   for (ParamRef& r : refs) {
-    r.param = arena.get("p." + r.name);
-    r.grad = arena.get("g." + r.name);
     for (int64_t i = 0; i < r.param.numel(); i++) {
       r.param.f32()[i] = static_cast<float>(rng.normal());
       r.grad.f32()[i] = static_cast<float>(rng.normal());
@@ -204,7 +203,7 @@ TEST(DataParallelBookkeeping, SingleRankRoundTripIsExact) {
     g0.emplace_back(r.grad.f32(), r.grad.f32() + r.grad.numel());
   }
   auto comm = make_comm(Device::CPU, LaunchEnv{}, CommBackend::Single);
-  DataParallel dp(*comm, refs, pieces, arena);
+  DataParallel dp(*comm, refs, pieces, *arena);
   EXPECT_EQ(dp.buckets(), L + 1);
   for (int l = L - 1; l >= 0; l--) dp.start_bucket(l);  // as the backward pass's hook does
   EXPECT_THROW(dp.start_bucket(0), Error) << "a bucket starts once per step";
@@ -231,20 +230,10 @@ TEST(DataParallelBookkeeping, RefusesPiecesThatDoNotCoverTheParams) {
   std::iota(all.begin(), all.end(), size_t{0});
   std::vector<DpPiece> pieces = zero1_pieces(slices_of(refs, cfg.num_hidden_layers), all, 1);
   pieces.back().count -= 1;  // a gap at the end of the last param
-  ArenaPlan plan;
-  for (const ParamRef& r : refs) {
-    plan.add("p." + r.name, Region::Weights, DType::F32, r.param.shape);
-    plan.add("g." + r.name, Region::Grads, DType::F32, r.param.shape);
-  }
-  DataParallel::plan(plan, pieces, 1, 0, DType::F32);
-  Arena arena(plan, Device::CPU, size_t{1} << 30, "");
-  for (ParamRef& r : refs) {
-    r.param = arena.get("p." + r.name);
-    r.grad = arena.get("g." + r.name);
-  }
+  const auto arena = bind_world1(refs, pieces);
   auto comm = make_comm(Device::CPU, LaunchEnv{}, CommBackend::Single);
   try {
-    DataParallel dp(*comm, refs, pieces, arena);
+    DataParallel dp(*comm, refs, pieces, *arena);
     FAIL() << "accepted pieces with a gap";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("is covered up to element"), std::string::npos) << e.what();

@@ -35,15 +35,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PRESETS = os.path.join(HERE, "..", "model", "configs")
 sys.path.insert(0, os.path.join(HERE, "reference"))
 import llama_ref  # noqa: E402  (the oracle's float64 HF math: RoPE frequencies, and --selfcheck)
+import muon_case  # noqa: E402  (the oracle's Muon constants)
 
-# Polar Express, 5 steps with safety factor 1.02 (arXiv 2505.16932; the tuples issue 5 gives).
-POLAR_EXPRESS = [
-    (8.156554524902461, -22.48329292557795, 15.878769915207462),
-    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
-]
+# Polar Express, 5 steps with safety factor 1.02 (arXiv 2505.16932): the oracle's tuples.
+POLAR_EXPRESS = muon_case.POLAR_EXPRESS
 
 
 def load_config(name):

@@ -12,8 +12,8 @@
 #include "core/arena.h"
 #include "core/cuda_check.h"
 #include "kernels/elementwise.h"
-#include "model/layout.h"
 #include "optim/muon.h"
+#include "train/optim_setup.h"
 
 namespace mu {
 namespace {
@@ -50,14 +50,12 @@ struct Rig {
 
 std::unique_ptr<Rig> make_rig(const LlamaConfig& c, const MuonConfig& cfg) {
   auto r = std::make_unique<Rig>();
-  for (const auto& p : llama_param_infos(c)) {
-    r->plan.add("param." + p.name, Region::Weights, DType::BF16, p.shape);
-    r->plan.add("grad." + p.name, Region::Grads, DType::BF16, p.shape);
-    r->refs.push_back({p.name, Tensor(nullptr, DType::BF16, Device::CUDA, p.shape), Tensor(), p.weight_decay,
-                       p.hidden_matrix});
+  r->refs = llama_param_shapes(c, DType::BF16, Device::CUDA);
+  for (const ParamRef& p : r->refs) {
+    r->plan.add("param." + p.name, Region::Weights, DType::BF16, p.param.shape);
+    r->plan.add("grad." + p.name, Region::Grads, DType::BF16, p.param.shape);
   }
-  const MuonSplits splits =
-      llama_muon_splits(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.intermediate_size);
+  const MuonSplits splits = llama_muon_splits(c);
   Muon::plan(r->plan, r->refs, cfg, splits);
   size_t free_b = 0, total_b = 0;
   cuda_mem_info(&free_b, &total_b);

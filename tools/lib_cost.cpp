@@ -2,9 +2,8 @@
 
 #include <algorithm>
 
-#include "model/layout.h"
-#include "optim/muon.h"
 #include "optim/muon_shard.h"
+#include "train/optim_setup.h"
 
 namespace mu {
 
@@ -59,16 +58,7 @@ CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
   r.reduce_scatter_ms = 1e3 * share * 2.0 * P / (in.link_gbs * 1e9);
   r.all_gather_ms = r.reduce_scatter_ms;
   if (in.optimizer == "muon") {
-    std::vector<ParamRef> hidden;
-    for (const auto& p : llama_param_infos(c))
-      if (p.hidden_matrix)
-        hidden.push_back({p.name, Tensor(nullptr, DType::BF16, Device::CUDA, p.shape),
-                          Tensor(nullptr, DType::BF16, Device::CUDA, p.shape), p.weight_decay, true});
-    const auto mats = muon_matrices(
-        hidden, llama_muon_splits(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                                  c.intermediate_size),
-        false);
-    const MuonShardPlan plan = muon_shard_plan(mats, world, in.ns_steps);
+    const MuonShardPlan plan = muon_shard_plan(llama_muon_matrices(c, false), world, in.ns_steps);
     r.balance = plan.max_over_mean();
     r.ortho_ms = 1e3 * *std::max_element(plan.rank_flops.begin(), plan.rank_flops.end()) / (in.ortho_tflops * 1e12);
   }

@@ -79,6 +79,14 @@ std::vector<int> parse_worlds(const std::string& s) {
   return out;
 }
 
+void write_json(const std::string& path, const nlohmann::json& j) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  MU_CHECK(f, "cannot write %s", path.c_str());
+  const std::string s = j.dump(2);
+  const bool ok = std::fwrite(s.data(), 1, s.size(), f) == s.size();
+  MU_CHECK(std::fclose(f) == 0 && ok, "writing %s failed", path.c_str());
+}
+
 int run_cost_model(const Options& o) {
   CostInputs in;
   in.optimizer = o.optimizer;
@@ -106,13 +114,7 @@ int run_cost_model(const Options& o) {
   }
   nlohmann::json j;
   std::printf("%s", cost_table(load_config(o.config), o.config, in, parse_worlds(o.worlds), &j).c_str());
-  if (!o.json.empty()) {
-    FILE* f = std::fopen(o.json.c_str(), "w");
-    MU_CHECK(f, "cannot write %s", o.json.c_str());
-    const std::string s = j.dump(2);
-    std::fwrite(s.data(), 1, s.size(), f);
-    std::fclose(f);
-  }
+  if (!o.json.empty()) write_json(o.json, j);
   return 0;
 }
 
@@ -520,11 +522,7 @@ int main(int argc, char** argv) {
                                 {"fraction_of_ceiling", r.frac}});
       if (!step.is_null()) j["step"] = step;
       if (!muon.is_null()) j["muon"] = muon;
-      FILE* f = std::fopen(o.json.c_str(), "w");
-      MU_CHECK(f, "cannot write %s", o.json.c_str());
-      const std::string s = j.dump(2);
-      std::fwrite(s.data(), 1, s.size(), f);
-      std::fclose(f);
+      write_json(o.json, j);
     }
     return 0;
   });

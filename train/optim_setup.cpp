@@ -1,8 +1,29 @@
 #include "train/optim_setup.h"
 
 #include "kernels/elementwise.h"
+#include "model/layout.h"
 
 namespace mu {
+
+std::vector<ParamRef> llama_param_shapes(const LlamaConfig& c, DType dtype, Device dev) {
+  std::vector<ParamRef> out;
+  for (const ParamInfo& p : llama_param_infos(c))
+    out.push_back({p.name, Tensor(nullptr, dtype, dev, p.shape), Tensor(nullptr, dtype, dev, p.shape), p.weight_decay,
+                   p.hidden_matrix});
+  return out;
+}
+
+MuonSplits llama_muon_splits(const LlamaConfig& c) {
+  return llama_muon_splits(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                           c.intermediate_size);
+}
+
+std::vector<MuonMatrix> llama_muon_matrices(const LlamaConfig& c, bool split_heads) {
+  std::vector<ParamRef> hidden;
+  for (const ParamRef& r : llama_param_shapes(c, DType::F32, Device::CPU))
+    if (r.hidden_matrix) hidden.push_back(r);
+  return muon_matrices(hidden, llama_muon_splits(c), split_heads);
+}
 
 AdamWConfig adamw_config(const TrainOptions& o) {
   AdamWConfig a;
@@ -38,8 +59,7 @@ MuonConfig muon_config(const TrainOptions& o, Comm* comm, Device dev) {
 
 TrainOptimizer::TrainOptimizer(const TrainOptions& o, const LlamaConfig& cfg, Comm* comm, Device dev)
     : opts_(o),
-      splits_(llama_muon_splits(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
-                                cfg.intermediate_size)),
+      splits_(llama_muon_splits(cfg)),
       comm_(comm),
       dev_(dev),
       layers_(cfg.num_hidden_layers),

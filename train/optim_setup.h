@@ -25,6 +25,14 @@
 
 namespace mu {
 
+// The model's parameters as ParamRefs with null tensors (names, shapes, dtype, flags): what the
+// optimizers and data parallel plan with before any memory exists.
+std::vector<ParamRef> llama_param_shapes(const LlamaConfig& c, DType dtype, Device dev);
+// Muon's view of the model: how the stored hidden params split into logical matrices, and
+// those matrices (optim/muon.h muon_matrices over the hidden params).
+MuonSplits llama_muon_splits(const LlamaConfig& c);
+std::vector<MuonMatrix> llama_muon_matrices(const LlamaConfig& c, bool split_heads);
+
 AdamWConfig adamw_config(const TrainOptions& o);
 // dev resolves --muon-ortho-dtype auto (bf16 on cuda); bf16 on the cpu is refused.
 MuonConfig muon_config(const TrainOptions& o, Comm* comm, Device dev);

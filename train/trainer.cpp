@@ -252,10 +252,8 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   // in the optimizer (DESIGN.md §2); the cpu backend is fp32 throughout.
   const DType param_dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
   TrainOptimizer opt(o, cfg, comm, dev);
-  std::vector<ParamRef> shapes;  // ParamRefs need tensors; plan with shapes first, bind after allocation
-  for (const auto& p : llama_param_infos(cfg))
-    shapes.push_back({p.name, Tensor(nullptr, param_dtype, dev, p.shape), Tensor(nullptr, param_dtype, dev, p.shape),
-                      p.weight_decay, p.hidden_matrix});
+  // ParamRefs need tensors; plan with shapes first, bind after allocation
+  const std::vector<ParamRef> shapes = llama_param_shapes(cfg, param_dtype, dev);
   auto plan_for = [&](int rows) {
     ArenaPlan p;
     Llama::plan(p, cfg, {rows, T}, true, param_dtype);
