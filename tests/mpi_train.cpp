@@ -135,6 +135,8 @@ TEST(DataParallelMuon, DiagnosticsAreSummedOverRanks) {
   for (auto& [k, v] : j1.items()) {
     if (k.rfind("muon.", 0) != 0) continue;
     ASSERT_TRUE(j3.contains(k)) << k;
+    // step 2 runs on weights that differ by fp32 reassociation (~1e-6, see the header), which
+    // Newton-Schulz carries into the update RMS and orthogonality error: 1e-4
     EXPECT_LE(rel(j3[k].get<double>(), v.get<double>()), 1e-4) << k;
     seen++;
   }
