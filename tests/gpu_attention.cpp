@@ -111,7 +111,9 @@ TEST_F(GpuAttention, BackwardMatchesCpuAndIsDeterministic) {
     // P and dS are rounded to bf16 before their products (relative 2^-9 each), sums of up to
     // T * group terms in fp32, the result rounded to bf16 once: errors of ~1e-3 of the
     // tensor's scale. Element-wise: 2e-2 of the largest |want| plus 2e-2 relative; whole
-    // tensor: relative L2 <= 1e-2.
+    // tensor: relative L2 <= 1e-2. The 1e-5 floor is for T = 1, where dq and dk are exactly
+    // zero (one key: P = 1, dS = P (dP - delta) = 0) and the device's dP (tensor-core sums)
+    // and delta (another order) differ by fp32 rounding: ~1e-8 here, terms of size ~10.
     const struct {
       const char* name;
       int h0, h1;
@@ -119,8 +121,10 @@ TEST_F(GpuAttention, BackwardMatchesCpuAndIsDeterministic) {
     for (const auto& part : parts) {
       const std::vector<float> g = heads_only(got, c, Ht, part.h0, part.h1);
       const std::vector<float> w = heads_only(want, c, Ht, part.h0, part.h1);
-      expect_close(g, w, 2e-2 * max_abs(w), 2e-2, part.name, bthd(c, Ht));
-      EXPECT_LE(rel_l2(g, w), 1e-2) << part.name << ": relative L2 error";
+      expect_close(g, w, 2e-2 * max_abs(w) + 1e-5, 2e-2, part.name, bthd(c, Ht));
+      if (max_abs(w) > 0) {
+        EXPECT_LE(rel_l2(g, w), 1e-2) << part.name << ": relative L2 error";
+      }
     }
     // The same inputs give the same bits (no atomics anywhere).
     dgrad.poison();

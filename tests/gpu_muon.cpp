@@ -48,7 +48,9 @@ TEST_F(GpuMuon, MomentumMatchesCpu) {
             const int64_t A = s.rows, B = s.cols, n = A * B;
             const std::vector<float> buf = random_vec(n, rng), g = rounded_if(random_vec(n, rng, -3.0f, 3.0f), gdt);
             const Shape out_shape = tr ? Shape{B, A} : Shape{A, B};
-            HostTensor hb = host_f32({A, B}, buf), ho = HostTensor::f32(out_shape);
+            // Every host tensor a params struct views is a named local: a temporary would be
+            // freed before the op reads it.
+            HostTensor hb = host_f32({A, B}, buf), hg = host_f32({A, B}, g), ho = HostTensor::f32(out_shape);
             MuonMomentumParams p;
             p.kind = kind;
             p.mu = 0.9f;
@@ -56,7 +58,7 @@ TEST_F(GpuMuon, MomentumMatchesCpu) {
             p.transpose_out = tr;
             p.grad_scale = 0.7f;
             p.buf = hb;
-            p.grad = host_f32({A, B}, g);
+            p.grad = hg;
             p.out = ho;
             muon_momentum(p);
             DevTensor db(DType::F32, {A, B}), dg(gdt, {A, B}), dout(DType::F32, out_shape);
@@ -152,7 +154,7 @@ TEST_F(GpuMuon, ApplyMatchesCpu) {
           const int64_t A = s.rows, B = s.cols, n = A * B;
           const std::vector<float> w = rounded_if(random_vec(n, rng), pdt), o = random_vec(n, rng);
           const Shape o_shape = tr ? Shape{B, A} : Shape{A, B};
-          HostTensor hw = host_f32({A, B}, w);
+          HostTensor hw = host_f32({A, B}, w), ho = host_f32(o_shape, o);
           MuonApplyParams p;
           p.o_transposed = tr;
           p.lr = 0.05;
@@ -160,7 +162,7 @@ TEST_F(GpuMuon, ApplyMatchesCpu) {
           p.weight_decay = 0.5;  // large, so the decay (and the cautious mask) shows in bf16
           p.wd_kind = wd;
           p.param = hw;
-          p.o = host_f32(o_shape, o);
+          p.o = ho;
           muon_apply(p);
           DevTensor dw(pdt, {A, B}), dO(DType::F32, o_shape);
           dw.upload(w);
@@ -214,7 +216,9 @@ TEST_F(GpuMuon, Bf16OrthogonalizeStaysInTheBand) {
       for (int64_t b = 0; b < batch; b++) {
         const std::vector<double> sv = mu::test::singular_values(got.data() + b * m * n, m, n);
         EXPECT_LE(sv.back(), hi) << "item " << b;
-        if (!square) EXPECT_GE(sv.front(), lo) << "item " << b;
+        if (!square) {
+          EXPECT_GE(sv.front(), lo) << "item " << b;
+        }
       }
     }
 }
