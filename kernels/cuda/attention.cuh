@@ -44,6 +44,7 @@ constexpr int smem_stride() {
   return kD + 8;
 }
 
+#ifndef MU_CUDA_EMU
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -55,19 +56,6 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-// Rows [0, kRows) x columns [0, kD) of a tile whose row r lives at g + r*row_stride. Rows
-// >= rows_valid (past the sequence end) and columns >= D (head-dim padding) become zeros.
-template <int kD, int kRows>
-__device__ __forceinline__ void load_tile(bf16_t* s, const bf16_t* g, int64_t row_stride, int rows_valid, int D) {
-  constexpr int kChunks = kD / 8;  // 16-byte chunks per row
-#pragma unroll
-  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = (i % kChunks) * 8;
-    const bool ok = r < rows_valid && c < D;
-    cp_async16(s + r * smem_stride<kD>() + c, ok ? g + r * row_stride + c : g, ok);
-  }
-}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16_t* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -89,6 +77,36 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+#else
+// The CUDA emulator (kernels/cuda/emu/) carries out these instructions with the fragment
+// layouts of the PTX ISA; cp.async copies land at the wait, as late as the device may.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  ::mu_emu::cp_async16(dst, src, valid);
+}
+__device__ __forceinline__ void cp_async_commit() {}
+__device__ __forceinline__ void cp_async_wait_all() { ::mu_emu::cp_async_wait_all(); }
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16_t* p) { ::mu_emu::ldmatrix_x4(r, p, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16_t* p) {
+  ::mu_emu::ldmatrix_x4(r, p, true);
+}
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  ::mu_emu::mma_m16n8k16_bf16(d, a, b0, b1);
+}
+#endif
+
+// Rows [0, kRows) x columns [0, kD) of a tile whose row r lives at g + r*row_stride. Rows
+// >= rows_valid (past the sequence end) and columns >= D (head-dim padding) become zeros.
+template <int kD, int kRows>
+__device__ __forceinline__ void load_tile(bf16_t* s, const bf16_t* g, int64_t row_stride, int rows_valid, int D) {
+  constexpr int kChunks = kD / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    const bool ok = r < rows_valid && c < D;
+    cp_async16(s + r * smem_stride<kD>() + c, ok ? g + r * row_stride + c : g, ok);
+  }
 }
 
 // Two floats as a bf16 pair (the lower column in the low half, as the fragments expect).

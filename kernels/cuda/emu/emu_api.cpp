@@ -1,0 +1,268 @@
+// llm.mu's CUDA emulator, the runtime API: device memory is host memory from the heap
+// (filled with 0xff, so unwritten floats read as NaN), kernels run when launched, streams and
+// events order nothing because everything is already in order, and the device reports an
+// H100-like shape (sm_90, 227 KiB opt-in shared memory) with few SMs, so grid-stride loops
+// take several turns. MU_EMU_MEMORY_GIB sets the memory size (default 8).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "emu_internal.h"
+#include "include/cublasLt.h"
+#include "include/nccl.h"
+
+struct CUstream_st {
+  unsigned flags;
+};
+struct CUevent_st {
+  std::chrono::steady_clock::time_point t;
+  bool recorded = false;
+};
+
+namespace mu_emu {
+namespace {
+
+constexpr int kSmCount = 4;
+constexpr size_t kSmemDefault = 48 << 10;
+constexpr size_t kSmemOptin = 227 << 10;
+
+std::mutex g_mutex;
+std::map<uintptr_t, size_t> g_allocs;  // base -> bytes
+size_t g_used = 0;
+cudaError_t g_last = cudaSuccess, g_sticky = cudaSuccess;
+std::string g_launch_text;
+std::map<const void*, int> g_max_dynamic_smem;
+
+size_t capacity() {
+  static const size_t cap = [] {
+    const char* e = std::getenv("MU_EMU_MEMORY_GIB");
+    const double gib = e ? std::atof(e) : 8.0;
+    return static_cast<size_t>((gib > 0 ? gib : 8.0) * (1u << 30));
+  }();
+  return cap;
+}
+
+// Whether [p, p + bytes) lies inside one allocation.
+bool is_device(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(a);
+  if (it == g_allocs.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second;
+}
+
+cudaError_t ret(cudaError_t e) {
+  if (e != cudaSuccess) g_last = e;
+  return e;
+}
+
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return cudaSuccess;
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
+  if ((dst_dev && !is_device(dst, bytes)) || (src_dev && !is_device(src, bytes))) {
+    std::fprintf(stderr, "mu-emu: cudaMemcpy of %zu bytes (kind %d) touches memory outside any device allocation\n",
+                 bytes, static_cast<int>(kind));
+    return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t check_launch(const void* fn, const Config& c) {
+  const uint64_t threads = static_cast<uint64_t>(c.block.x) * c.block.y * c.block.z;
+  if (threads == 0 || threads > 1024 || c.block.x > 1024 || c.block.y > 1024 || c.block.z > 64) {
+    g_launch_text = "block (" + std::to_string(c.block.x) + "," + std::to_string(c.block.y) + "," +
+                    std::to_string(c.block.z) + ") is not 1..1024 threads";
+    return cudaErrorInvalidConfiguration;
+  }
+  if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.x > 2147483647u || c.grid.y > 65535 ||
+      c.grid.z > 65535) {
+    g_launch_text = "grid (" + std::to_string(c.grid.x) + "," + std::to_string(c.grid.y) + "," +
+                    std::to_string(c.grid.z) + ") is empty or past the limits (2^31-1, 65535, 65535)";
+    return cudaErrorInvalidConfiguration;
+  }
+  size_t allowed = kSmemDefault;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = g_max_dynamic_smem.find(fn);
+    if (it != g_max_dynamic_smem.end()) allowed = static_cast<size_t>(it->second);
+  }
+  if (c.smem > allowed) {
+    g_launch_text = std::to_string(c.smem) + " bytes of dynamic shared memory, the kernel allows " +
+                    std::to_string(allowed) + " (cudaFuncSetAttribute raises it)";
+    return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+
+const std::string& launch_error_text() { return g_launch_text; }
+
+void set_error(cudaError_t e, const std::string& text, bool sticky) {
+  std::fprintf(stderr, "mu-emu: %s\n", text.c_str());
+  g_last = e;
+  if (sticky) g_sticky = e;
+}
+
+}  // namespace mu_emu
+
+using namespace mu_emu;
+
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) { return ret(d == 0 ? cudaSuccess : cudaErrorInvalidDevice); }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+  if (d != 0) return ret(cudaErrorInvalidDevice);
+  *p = cudaDeviceProp{};
+  std::snprintf(p->name, sizeof(p->name), "llm.mu CUDA emulator (cpu)");
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = kSmCount;
+  p->l2CacheSize = 4 << 20;
+  p->sharedMemPerBlock = kSmemDefault;
+  p->sharedMemPerBlockOptin = kSmemOptin;
+  p->totalGlobalMem = capacity();
+  p->maxThreadsPerBlock = 1024;
+  p->warpSize = 32;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return g_sticky; }
+cudaError_t cudaDeviceReset() {
+  g_sticky = g_last = cudaSuccess;
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = g_last;
+  g_last = g_sticky;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return g_last; }
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (the emulator printed why)";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  *p = nullptr;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const size_t n = bytes ? bytes : 1;
+  if (g_used + n > capacity()) return ret(cudaErrorMemoryAllocation);
+  void* q = nullptr;
+  if (posix_memalign(&q, 256, n) != 0) return ret(cudaErrorMemoryAllocation);
+  std::memset(q, 0xff, n);
+  g_allocs[reinterpret_cast<uintptr_t>(q)] = n;
+  g_used += n;
+  *p = q;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = g_allocs.find(reinterpret_cast<uintptr_t>(p));
+  if (it == g_allocs.end()) return ret(cudaErrorInvalidDevicePointer);
+  g_used -= it->second;
+  g_allocs.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *total_bytes = capacity();
+  *free_bytes = capacity() - g_used;
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (g_sticky != cudaSuccess) return g_sticky;
+  const cudaError_t e = check_copy(dst, src, bytes, kind);
+  if (e != cudaSuccess) return ret(e);
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (g_sticky != cudaSuccess) return g_sticky;
+  if (bytes && !is_device(p, bytes)) return ret(cudaErrorInvalidValue);
+  if (bytes) std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  *s = new CUstream_st{flags};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return g_sticky; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  e->t = std::chrono::steady_clock::now();
+  e->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return g_sticky; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!start->recorded || !end->recorded) return ret(cudaErrorInvalidValue);
+  *ms = std::chrono::duration<float, std::milli>(end->t - start->t).count();
+  return cudaSuccess;
+}
+cudaError_t mu_emu_func_set_attribute(const void* f, cudaFuncAttribute a, int value) {
+  if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || static_cast<size_t>(value) > kSmemOptin)
+    return ret(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_max_dynamic_smem[f] = value;
+  return cudaSuccess;
+}
+
+const char* ncclGetErrorString(ncclResult_t r) {
+  return r == ncclSuccess ? "no error" : "NCCL is not part of the CUDA emulator";
+}
