@@ -384,6 +384,7 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
   size_t free_b = 0, total_b = 0;
   cuda_mem_info(&free_b, &total_b);
   std::printf("training step: %s, B=%d T=%d\n%s", c.summary().c_str(), o.batch, o.seq, plan.describe(free_b).c_str());
+  std::printf("\n");
   Arena arena(plan, Device::CUDA, free_b, "lower --batch-size or --seq-len");
   Llama m(c, arena, {o.batch, o.seq}, true);
   m.init_random(1);
@@ -430,7 +431,7 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
               tok_s, tflops, 100 * tflops / b.gemm_tflops);
   if (o.peak_tflops > 0) std::printf(", %.1f%% of %.0f TFLOP/s peak", 100 * tflops / o.peak_tflops, o.peak_tflops);
   std::printf("\n");
-  std::printf("  device memory held by the step: %.2f GiB\n", used_bytes / 1073741824.0);
+  std::printf("  device memory held by the step: %.1f MiB\n", used_bytes / 1048576.0);
   return {{"ms", ms},
           {"memory_bytes", used_bytes},
           {"tokens_per_s", tok_s},
