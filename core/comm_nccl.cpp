@@ -1,6 +1,7 @@
 // NcclComm: device buffers through NCCL, the production path on GPUs.
-// NOT YET RUN: written and compiled on machines without a GPU; the first GPU session must run
-// the world-1 NCCL path (make_comm(Device::CUDA, CommBackend::Nccl)) before trusting it.
+// NOT YET RUN ON A GPU: written on machines without one. Under the CUDA emulator (whose NCCL
+// is MPI, kernels/cuda/emu/emu_nccl.cpp) the training path through it runs at one and two
+// ranks (tests/gpu_train_cli.cpp); streams and events are not exercised there.
 // The local rank picks the GPU. The ncclUniqueId comes from rank 0 through MPI under mpirun
 // (host_comm), otherwise through the TCP rendezvous on MASTER_ADDR and port MASTER_PORT + 1:
 // torchrun's agent already listens on MASTER_PORT for its own store. MU_RENDEZVOUS_PORT

@@ -264,5 +264,10 @@ cudaError_t mu_emu_func_set_attribute(const void* f, cudaFuncAttribute a, int va
 }
 
 const char* ncclGetErrorString(ncclResult_t r) {
-  return r == ncclSuccess ? "no error" : "NCCL is not part of the CUDA emulator";
+  switch (r) {
+    case ncclSuccess: return "no error";
+    case ncclInvalidUsage: return "invalid usage (the emulator printed why)";
+    case ncclSystemError: return "system error (an MPI call failed)";
+    default: return "emulated NCCL error";
+  }
 }

@@ -1,7 +1,22 @@
 // llm.mu's CUDA emulator, the execution model (README.md here): every thread of a block is
-// a fiber (ucontext) on the launching cpu thread; blocks run one after another. A thread
-// runs until it reaches a barrier or a warp-collective, or ends; when no thread can run,
-// the collectives whose participants have all arrived complete, and the run goes on.
+// a fiber on the launching cpu thread; blocks run one after another. A thread runs until it
+// reaches a barrier or a warp-collective, or ends; when no thread can run, the collectives
+// whose participants have all arrived complete, and the run goes on.
+//
+// A fiber starts on its own stack through makecontext/setcontext; after that, switches are
+// _setjmp/_longjmp, which (unlike swapcontext) do not save the signal mask with a system
+// call: most of the emulator's time used to go there.
+// Under AddressSanitizer, which follows swapcontext (with a warning) but not jumps between
+// stacks, every switch is swapcontext instead.
+#undef _FORTIFY_SOURCE  // its longjmp check refuses jumps between stacks
+#include <setjmp.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define MU_EMU_SWAPCONTEXT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MU_EMU_SWAPCONTEXT 1
+#endif
+#endif
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -31,7 +46,9 @@ struct Fiber;
 using WarpOp = void (*)(Fiber* const* lanes, unsigned mask);
 
 struct Fiber {
-  ucontext_t ctx;
+  ucontext_t ctx;  // the fiber's start
+  jmp_buf jb;      // where it suspended
+  bool started = false;
   char* stack = nullptr;
   State state = State::Ready;
   Wait wait = Wait::None;
@@ -62,7 +79,8 @@ struct Run {
   const std::function<void()>* body = nullptr;
   const Config* cfg = nullptr;
   std::vector<Fiber> fibers;
-  ucontext_t sched;
+  ucontext_t sched_ctx;  // the scheduler (MU_EMU_SWAPCONTEXT)
+  jmp_buf sched;        // the scheduler, resumed by every switch out of a fiber
   int current = -1;
   std::string failure;  // set when a thread traps or the block cannot go on
   unsigned char* smem = nullptr;
@@ -94,18 +112,32 @@ void set_coordinates(int linear) {
 
 Fiber& me() { return g_run->fibers[static_cast<size_t>(g_run->current)]; }
 
+// Leaves the running fiber for good (it ended or trapped).
+[[noreturn]] void to_scheduler() {
+#ifdef MU_EMU_SWAPCONTEXT
+  setcontext(&g_run->sched_ctx);
+  std::abort();
+#else
+  _longjmp(g_run->sched, 1);
+#endif
+}
+
 void fiber_main() {
   (*g_run->body)();
   if (!me().pending.empty()) trap("the thread ended with cp.async copies it never waited for");
   me().state = State::Done;
-  // returning continues at uc_link: the scheduler
+  to_scheduler();  // never returns to makecontext's frame
 }
 
 // Suspends the calling thread until the scheduler completes what it waits on.
 void suspend() {
   Fiber& f = me();
   f.state = State::Waiting;
-  swapcontext(&f.ctx, &g_run->sched);
+#ifdef MU_EMU_SWAPCONTEXT
+  swapcontext(&f.ctx, &g_run->sched_ctx);
+#else
+  if (_setjmp(f.jb) == 0) _longjmp(g_run->sched, 1);
+#endif
 }
 
 std::string where() {
@@ -229,7 +261,7 @@ static bool run_block(Run& run, const std::vector<int>& ord) {
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = f.stack;
     f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = &run.sched;
+    f.ctx.uc_link = &run.sched_ctx;
     makecontext(&f.ctx, fiber_main, 0);
   }
   if (run.cfg->smem) std::memset(run.smem, 0xff, run.cfg->smem);  // unwritten shared memory reads as NaN
@@ -239,7 +271,17 @@ static bool run_block(Run& run, const std::vector<int>& ord) {
       if (f.state != State::Ready) continue;
       run.current = i;
       set_coordinates(i);
-      swapcontext(&run.sched, &f.ctx);
+#ifdef MU_EMU_SWAPCONTEXT
+      swapcontext(&run.sched_ctx, &f.ctx);
+#else
+      if (_setjmp(run.sched) == 0) {
+        if (!f.started) {
+          f.started = true;
+          setcontext(&f.ctx);
+        }
+        _longjmp(f.jb, 1);
+      }
+#endif
       if (!run.failure.empty()) return false;
     }
     bool all_done = true;
@@ -299,8 +341,7 @@ void trap(const char* what) {
   }
   g_run->failure = where() + ": " + what;
   me().state = State::Done;
-  setcontext(&g_run->sched);  // never returns; the run stops
-  std::abort();
+  to_scheduler();  // the run stops
 }
 
 void block_barrier() {
