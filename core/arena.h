@@ -37,8 +37,13 @@ class ArenaPlan {
   size_t total_bytes() const;
   // Human table: one line per region (MiB), the total, and `free_bytes` if non-zero.
   std::string describe(size_t free_bytes = 0) const;
+  // The device scratch the planned run's ops will ask for (kernels/scratch.h): the largest
+  // single request, gathered while planning; plan_scratch then adds it as one entry.
+  void need_scratch(size_t bytes) { scratch_bytes_ = bytes > scratch_bytes_ ? bytes : scratch_bytes_; }
+  size_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
+  size_t scratch_bytes_ = 0;
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
   size_t region_bytes_[static_cast<int>(Region::kCount)] = {};

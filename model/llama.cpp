@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/scratch.h"
 #include "kernels/swiglu.h"
 
 namespace mu {
@@ -99,6 +100,11 @@ void Llama::plan(ArenaPlan& plan, const LlamaConfig& c, LlamaShape s, bool train
     plan.add("bwd.datt", W, act, {N, c.q_dim()});
     plan.add("bwd.dgate_up", W, act, {N, 2 * F});
     plan.add("bwd.dact", W, act, {N, F});
+    // the device scratch of the backward's ops (kernels/scratch.h)
+    plan.need_scratch(scratch_bytes_rmsnorm_backward(N, C));
+    plan.need_scratch(scratch_bytes_attention_backward(
+        AttentionShape{s.B, s.T, c.num_attention_heads, c.num_key_value_heads, c.head_dim}));
+    plan.need_scratch(scratch_bytes_embedding_backward(N, C));
   }
 }
 

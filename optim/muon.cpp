@@ -5,6 +5,7 @@
 #include <set>
 
 #include "kernels/elementwise.h"
+#include "kernels/scratch.h"
 
 namespace mu {
 namespace {
@@ -103,7 +104,15 @@ void Muon::plan(ArenaPlan& plan, const std::vector<ParamRef>& params, const Muon
     }
   }
   // the workspace need only fit this rank's batches
-  const WorkspaceSize ws = workspace_size(muon_batches(mats, cfg.max_batch_elems, &shard.owner, rank_of(cfg)));
+  const std::vector<MuonBatch> batches = muon_batches(mats, cfg.max_batch_elems, &shard.owner, rank_of(cfg));
+  const WorkspaceSize ws = workspace_size(batches);
+  // the device scratch of the step's ops (kernels/scratch.h): the batch's normalisation,
+  // NorMuon's per-neuron sums, the diagnostics' sums of squares
+  for (const MuonBatch& b : batches) {
+    plan.need_scratch(scratch_bytes_frobenius_normalize(static_cast<int64_t>(b.items.size()), b.m * b.n));
+    plan.need_scratch(scratch_bytes_normuon(std::max(b.m, b.n)));
+    plan.need_scratch(scratch_bytes_sum_squares(b.m * b.n));
+  }
   plan.add(kWs[0], Region::Workspace, DType::F32, Shape{ws.x});
   plan.add(kWs[1], Region::Workspace, DType::F32, Shape{ws.x});
   plan.add(kWs[2], Region::Workspace, DType::F32, Shape{ws.gram});

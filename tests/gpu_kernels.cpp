@@ -13,6 +13,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "kernels/scratch.h"
 #include "tests/gpu_test_util.h"
 
 using namespace mu;
@@ -393,6 +394,55 @@ TEST_F(GpuKernels, SwigluForwardBackward) {
       expect_close(dout.download(), values(hout), 1e-6, rt, "swiglu out");
       expect_close(ddgu.download(), values(hdgu), 1e-6, rt, "swiglu dgate_up");
     }
+}
+
+// ---- planned scratch ------------------------------------------------------------------------
+
+// While an arena lends "cuda.scratch" the ops take their scratch from it: the embedding
+// backward's bound covers the token patterns that need the most (one token everywhere, tokens
+// repeated just past a warp's segment, all distinct), and a request past the planned size is
+// refused with the op's name instead of allocating.
+TEST_F(GpuKernels, PlannedScratchCoversTheOpsAndRefusesMore) {
+  const int64_t N = 200, V = 300, C = 24;
+  ArenaPlan plan;
+  plan.need_scratch(scratch_bytes_embedding_backward(N, C));
+  plan_scratch(plan, Device::CUDA);
+  ASSERT_TRUE(plan.has("cuda.scratch"));
+  Arena arena(plan, Device::CUDA);
+  ScratchLoan loan(arena);
+  std::mt19937 rng(11);
+  const std::vector<float> dout = rounded_if(random_vec(N * C, rng), DType::F32);
+  DevTensor ddout(DType::F32, {N, C}), dtable(DType::F32, {V, C}), tokens(DType::I32, {N});
+  ddout.upload(dout);
+  std::vector<std::vector<int32_t>> patterns(4, std::vector<int32_t>(N));
+  for (int64_t n = 0; n < N; n++) {
+    patterns[0][n] = 7;                                  // one bucket of N
+    patterns[1][n] = static_cast<int32_t>(n / 33);       // runs of 33: a long bucket of 2 slots each
+    patterns[2][n] = static_cast<int32_t>(n);            // all distinct
+    patterns[3][n] = static_cast<int32_t>(rng() % 5);    // a few long buckets
+  }
+  for (size_t k = 0; k < patterns.size(); k++) {
+    SCOPED_TRACE("token pattern " + std::to_string(k));
+    tokens.upload_i32(patterns[k]);
+    dtable.upload(std::vector<float>(V * C, 0.0f));
+    embedding_backward(dtable, tokens, ddout);
+    std::vector<double> want(V * C, 0.0);
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t c = 0; c < C; c++) want[patterns[k][n] * C + c] += dout[n * C + c];
+    const std::vector<float> got = dtable.download();
+    for (int64_t i = 0; i < V * C; i++) ASSERT_NEAR(got[i], want[i], 1e-4) << "dtable[" << i << "]";
+  }
+  // rmsnorm_backward over 4096 rows of 256 needs far more than the plan has
+  DevTensor x(DType::F32, {4096, 256}), w(DType::F32, {256}), dx(DType::F32, {4096, 256}), dw(DType::F32, {256}),
+      rstd(DType::F32, {4096});
+  try {
+    rmsnorm_backward(dx, dw, x, x, w, rstd);
+    ADD_FAILURE() << "a scratch request past the plan was served";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("rmsnorm_backward"), std::string::npos) << m;
+    EXPECT_NE(m.find("cuda.scratch"), std::string::npos) << m;
+  }
 }
 
 }  // namespace

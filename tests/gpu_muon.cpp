@@ -311,7 +311,20 @@ TEST_F(GpuMuon, WholeStepWithBf16ParamsMatchesCpu) {
         gpu->opt->request_diagnostics();
       }
       cpu->opt->step(lrs[step], 0.8f);
+#ifdef MU_CUDA_EMU
+      const mu_emu::Counters before = mu_emu::counters();
+#endif
       gpu->opt->step(lrs[step], 0.8f);
+#ifdef MU_CUDA_EMU
+      // Issue 5: no per-matrix host synchronisation. Without diagnostics the step never waits
+      // for the device, and once warm (step 0 grew the runtime's scratch) allocates nothing.
+      const mu_emu::Counters after = mu_emu::counters();
+      if (step == 1) {
+        EXPECT_EQ(after.host_syncs - before.host_syncs, 0u) << "host synchronisations in one Muon step";
+        EXPECT_EQ(after.mallocs - before.mallocs, 0u) << "cudaMalloc calls in one warm Muon step";
+        EXPECT_GT(after.launches - before.launches, 0u);
+      }
+#endif
     }
     for (size_t i = 0; i < kParams.size(); i++) {
       const std::string& n = kParams[i].name;

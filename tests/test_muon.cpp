@@ -68,7 +68,7 @@ std::vector<double> spectrum(OrthoKind kind, int steps, int64_t rows, int64_t co
     for (int64_t i = 0; i < rows; i++)
       for (int64_t j = 0; j < cols; j++) dst[rows > cols ? j * rows + i : i * cols + j] = u.f32()[i * cols + j];
   }
-  orthogonalize(x, OrthoWorkspace{x2, gram, poly}, kind, steps);
+  orthogonalize(x, OrthoWorkspace{x2, gram, poly, Tensor()}, kind, steps);
   std::vector<double> all;
   for (int b = 0; b < count; b++) {
     std::vector<double> s = singular_values(x.f32() + b * m * n, m, n);
@@ -133,10 +133,10 @@ TEST(MuonMath, BatchedEqualsOneAtATime) {
     HostTensor one = HostTensor::f32({1, m, n}), o2 = HostTensor::f32({1, m, n});
     HostTensor og = HostTensor::f32({1, m, m}), op = HostTensor::f32({1, m, m});
     std::copy(x.f32() + b * m * n, x.f32() + (b + 1) * m * n, one.f32());
-    orthogonalize(one, OrthoWorkspace{o2, og, op}, OrthoKind::PolarExpress, 5);
+    orthogonalize(one, OrthoWorkspace{o2, og, op, Tensor()}, OrthoKind::PolarExpress, 5);
     single.insert(single.end(), one.f32(), one.f32() + m * n);
   }
-  orthogonalize(x, OrthoWorkspace{x2, g, p}, OrthoKind::PolarExpress, 5);
+  orthogonalize(x, OrthoWorkspace{x2, g, p, Tensor()}, OrthoKind::PolarExpress, 5);
   EXPECT_EQ(values(x), single);
 }
 

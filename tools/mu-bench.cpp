@@ -39,6 +39,7 @@
 #include "kernels/matmul.h"
 #include "kernels/residual_rmsnorm.h"
 #include "kernels/rmsnorm.h"
+#include "kernels/scratch.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "model/config.h"
@@ -381,11 +382,13 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
   const int64_t N = static_cast<int64_t>(o.batch) * o.seq;
   ArenaPlan plan;
   Llama::plan(plan, c, {o.batch, o.seq}, true, DType::BF16);
+  plan_scratch(plan, Device::CUDA);  // as mu-train does: the ops' scratch in the arena
   size_t free_b = 0, total_b = 0;
   cuda_mem_info(&free_b, &total_b);
   std::printf("training step: %s, B=%d T=%d\n%s", c.summary().c_str(), o.batch, o.seq, plan.describe(free_b).c_str());
   std::printf("\n");
   Arena arena(plan, Device::CUDA, free_b, "lower --batch-size or --seq-len");
+  ScratchLoan scratch(arena);
   Llama m(c, arena, {o.batch, o.seq}, true);
   m.init_random(1);
   Pool pool;

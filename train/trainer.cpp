@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
 #include "kernels/matmul.h"
+#include "kernels/scratch.h"
 #include "model/llama.h"
 #include "optim/muon.h"
 #include "optim/schedule.h"
@@ -259,6 +260,7 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     Llama::plan(p, cfg, {rows, T}, true, param_dtype);
     plan_matmul_workspace(p, dev);  // cuBLASLt's workspace, counted with the rest
     opt.plan(p, shapes);
+    plan_scratch(p, dev);  // the largest scratch any op above asks for (last: they declare it)
     return p;
   };
   ArenaPlan plan = plan_for(B);
@@ -267,7 +269,7 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     size_t total = 0;
     cuda_mem_info(&budget, &total);
     // Headroom for what allocates later, outside the plan: NCCL's buffers at the first
-    // collective, the CUDA runtime, the kernels' scratch.
+    // collective, the CUDA runtime.
     budget -= std::min(budget, std::max<size_t>(size_t{1} << 30, budget / 20));
   }
   if (o.memory_limit_gib > 0) budget = std::min(budget, static_cast<size_t>(o.memory_limit_gib * 1073741824.0));
@@ -279,7 +281,8 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
                                               : "free memory",
                         device_name(dev));
   Arena arena(plan, dev, budget, "lower --batch-size or --seq-len (use --grad-accum to keep the tokens per step)");
-  MatmulWorkspaceLoan matmul_workspace(arena);  // ends before the arena frees it
+  MatmulWorkspaceLoan matmul_workspace(arena);  // these end before the arena frees them
+  ScratchLoan scratch(arena);
   // Declared after the arena, so on an error it runs first: collectives in flight are
   // cancelled before the arena's device memory is freed (which would wait for them).
   struct CancelCollectivesOnError {

@@ -14,6 +14,7 @@
 //             of determinism without atomics).
 // Each output row is written by exactly one CTA, so the result is the same bits every run.
 #include "kernels/cuda/attention.cuh"
+#include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace mu {
@@ -389,7 +390,7 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
   p.lse = dptr<float>(lse);
   p.dout = dptr<const bf16_t>(dout);
   p.dqkv = dptr<bf16_t>(dqkv);
-  p.delta = static_cast<float*>(scratch(static_cast<size_t>(s.B) * s.n_head * s.T * sizeof(float)));
+  p.delta = static_cast<float*>(scratch(scratch_bytes_attention_backward(s), "attention_backward"));
 
   const int64_t rows = static_cast<int64_t>(s.B) * s.T * s.n_head;
   attn::attention_delta_kernel<<<grid_for(rows * 32, 256), 256>>>(p.delta, p.out, p.dout, rows, s.T, s.n_head,
@@ -404,4 +405,8 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
 }
 
 }  // namespace cuda
+
+size_t scratch_bytes_attention_backward(const AttentionShape& s) {
+  return static_cast<size_t>(s.B) * s.n_head * s.T * sizeof(float);  // delta: (B, H, T)
+}
 }  // namespace mu

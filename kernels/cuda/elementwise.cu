@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace mu {
@@ -166,7 +167,7 @@ void launch_convert(TD* dst, const TS* src, int64_t n) {
 template <class T>
 double launch_sum_squares(const T* x, int64_t n) {
   const int64_t nparts = ceil_div(n, kSsqChunk);
-  double* partial = static_cast<double*>(scratch(static_cast<size_t>(nparts + 1) * sizeof(double)));
+  double* partial = static_cast<double*>(scratch(scratch_bytes_sum_squares(n), "sum_squares"));
   if (use_vec8(n, {x}))
     sum_squares_partial_kernel<T, 8><<<static_cast<unsigned>(nparts), kThreads>>>(partial, x, n);
   else
@@ -291,4 +292,8 @@ void bench_copy_kernel(void* dst, const void* src, size_t bytes) {
 }
 
 }  // namespace cuda
+
+size_t scratch_bytes_sum_squares(int64_t n) {
+  return static_cast<size_t>(cuda::ceil_div(n, cuda::kSsqChunk) + 1) * sizeof(double);  // partials and the total
+}
 }  // namespace mu

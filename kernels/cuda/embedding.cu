@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace mu {
@@ -221,7 +222,7 @@ void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
 
   const size_t upload_bytes = scratch_align(plan.upload.size() * sizeof(int32_t));
   const size_t partial_bytes = static_cast<size_t>(plan.n_slots) * C * sizeof(float);
-  char* base = static_cast<char*>(scratch(upload_bytes + partial_bytes));
+  char* base = static_cast<char*>(scratch(upload_bytes + partial_bytes, op));
   MU_CUDA_CHECK(cudaMemcpy(base, plan.upload.data(), plan.upload.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
   const int32_t* order = reinterpret_cast<const int32_t*>(base);
   const int4* segs = reinterpret_cast<const int4*>(order + round_up(N, 4));  // 16-byte aligned
@@ -241,4 +242,14 @@ void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
 }
 
 }  // namespace cuda
+
+// The plan's upload holds order (N rounded up to 4), 4 ints per segment and per long bucket;
+// the partials one row of C per slot. Every segment holds a position of its own (<= N of
+// them); long buckets are tokens seen more than kSegment times (< N / kSegment); each has
+// ceil(count / kSegment) <= count / kSegment + 1 slots, so slots <= 2 N / kSegment.
+size_t scratch_bytes_embedding_backward(int64_t N, int64_t C) {
+  const int64_t long_max = cuda::ceil_div(N, cuda::kSegment);
+  const size_t upload = cuda::scratch_align(static_cast<size_t>(cuda::round_up(N, 4) + 4 * N + 4 * long_max) * sizeof(int32_t));
+  return upload + static_cast<size_t>(2 * long_max * C) * sizeof(float);
+}
 }  // namespace mu

@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace mu {
@@ -249,7 +250,7 @@ void frobenius_normalize(Tensor x, double norm_scale, double eps) {
   const int64_t nchunks = ceil_div(per_item, kNormChunk);
   MU_CHECK(nchunks <= 0x7fffffff, "%s: an item of %lld elements is too large", op, static_cast<long long>(per_item));
   const size_t partial_bytes = scratch_align(static_cast<size_t>(batch * nchunks) * sizeof(double));
-  char* s = static_cast<char*>(scratch(partial_bytes + static_cast<size_t>(batch) * sizeof(float)));
+  char* s = static_cast<char*>(scratch(scratch_bytes_frobenius_normalize(batch, per_item), op));
   double* partial = reinterpret_cast<double*>(s);
   float* factor = reinterpret_cast<float*>(s + partial_bytes);
   frob_partial_kernel<<<dim3(static_cast<unsigned>(nchunks), static_cast<unsigned>(batch)), kThreads>>>(
@@ -274,7 +275,7 @@ void normuon_normalize(const NorMuonParams& p) {
   if (m * n == 0) return;
   const int64_t len = p.per_row ? m : n, count = p.per_row ? n : m;  // neurons, entries per neuron
   MU_CHECK(len <= 0x7fffffff, "%s: %lld neurons is beyond the cuda grid", op, static_cast<long long>(len));
-  double* sums = static_cast<double*>(scratch(static_cast<size_t>(len) * sizeof(double)));
+  double* sums = static_cast<double*>(scratch(scratch_bytes_normuon(len), op));
   if (p.per_row)
     row_sumsq_kernel<<<static_cast<unsigned>(m), kThreads>>>(sums, dptr<float>(p.o), n);
   else
@@ -310,4 +311,13 @@ void muon_apply(const MuonApplyParams& p) {
 }
 
 }  // namespace cuda
+
+size_t scratch_bytes_frobenius_normalize(int64_t batch, int64_t per_item) {
+  // per-chunk partial sums (doubles), then one scale factor per item
+  const int64_t nchunks = cuda::ceil_div(per_item, cuda::kNormChunk);
+  return cuda::scratch_align(static_cast<size_t>(batch * nchunks) * sizeof(double)) +
+         static_cast<size_t>(batch) * sizeof(float);
+}
+
+size_t scratch_bytes_normuon(int64_t neurons) { return static_cast<size_t>(neurons) * sizeof(double); }
 }  // namespace mu

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
 
@@ -176,17 +177,19 @@ void launch_forward(const char* op, Tensor out, Tensor rstd, Tensor res_out, Ten
   MU_CUDA_CHECK_LAUNCH();
 }
 
+// Rows per block of the backward pass: from N alone, so the partial sums, hence dweight, are
+// the same bits on every run (and every GPU).
+int backward_rows_per_block(int64_t N) { return static_cast<int>(std::max<int64_t>(8, ceil_div(N, 2048))); }
+
 template <class T>
 void launch_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor weight, Tensor rstd) {
   const char* op = "rmsnorm_backward";
   const int64_t N = x.size(0), C = x.size(1);
   if (N == 0) return;
   const int vec = choose_vec(op, C, {dx.data, dout.data, x.data, weight.data});
-  // Rows per block depend on N only: the partial sums, hence dweight, are the same bits on
-  // every run (and every GPU).
-  const int rpb = static_cast<int>(std::max<int64_t>(8, ceil_div(N, 2048)));
+  const int rpb = backward_rows_per_block(N);
   const int nparts = static_cast<int>(ceil_div(N, rpb));
-  float* partial = static_cast<float*>(scratch(static_cast<size_t>(nparts) * C * sizeof(float)));
+  float* partial = static_cast<float*>(scratch(scratch_bytes_rmsnorm_backward(N, C), op));
   const int threads = row_threads(C, vec, 128);
   const bool wb = weight.dtype == DType::BF16;
   if (vec == 8)
@@ -250,4 +253,8 @@ void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor w
 }
 
 }  // namespace cuda
+
+size_t scratch_bytes_rmsnorm_backward(int64_t rows, int64_t C) {
+  return static_cast<size_t>(cuda::ceil_div(rows, cuda::backward_rows_per_block(rows)) * C) * sizeof(float);
+}
 }  // namespace mu

@@ -12,8 +12,10 @@ namespace {
 struct PerDevice {
   bool have_info = false;
   DeviceInfo info;
-  void* scratch = nullptr;
+  void* scratch = nullptr;  // the runtime's own, grown as needed
   size_t scratch_bytes = 0;
+  void* lent = nullptr;  // an arena's, while lent
+  size_t lent_bytes = 0;
   int* error = nullptr;
 };
 
@@ -55,9 +57,16 @@ const DeviceInfo& device_info() {
   return d.info;
 }
 
-void* scratch(size_t bytes) {
+void* scratch(size_t bytes, const char* op) {
   std::lock_guard<std::mutex> lock(g_mutex);
   PerDevice& d = current();
+  if (d.lent) {
+    MU_CHECK(bytes <= d.lent_bytes,
+             "%s: needs %zu bytes of device scratch, the memory plan has %zu (\"cuda.scratch\"); the "
+             "planning of this shape missed it (kernels/scratch.h)",
+             op, bytes, d.lent_bytes);
+    return d.lent;
+  }
   if (bytes <= d.scratch_bytes) return d.scratch;
   if (d.scratch) {
     MU_CUDA_CHECK(cudaDeviceSynchronize());  // queued kernels may still use the old buffer
@@ -72,6 +81,17 @@ void* scratch(size_t bytes) {
            cudaGetErrorString(e));
   d.scratch_bytes = want;
   return d.scratch;
+}
+
+void lend_scratch(void* p, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    PerDevice& d = current();
+    d.lent = p;
+    d.lent_bytes = p ? bytes : 0;
+  }
+  // Queued kernels may still use the previous buffer; the lender must not free it under them.
+  MU_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 int* error_record() {

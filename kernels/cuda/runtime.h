@@ -5,9 +5,8 @@
 //
 // Every kernel runs on the legacy default stream (stream 0), so work queued by one op is
 // ordered before the next op's; the scratch buffer is therefore shared by all ops.
-// The cuBLASLt workspace comes from the arena when one lends it (lend_matmul_workspace);
-// TODO(arena): the scratch is still allocated here (grow-only) until the op API carries a
-// workspace.
+// The cuBLASLt workspace and the scratch come from the arena when one lends them
+// (lend_matmul_workspace, lend_scratch; kernels/scratch.h plans the scratch).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,10 +32,14 @@ void require_device(const char* op);
 // The current device's properties, cached per device. Throws when there is no device.
 const DeviceInfo& device_info();
 
-// A device buffer of at least `bytes`, reused by every op on the current device. Its
-// contents do not survive the next op. Growing it synchronises the device first (an earlier
-// kernel may still read the old buffer).
-void* scratch(size_t bytes);
+// A device buffer of at least `bytes` for `op`, reused by every op on the current device. Its
+// contents do not survive the next op. While an arena lends one (lend_scratch), that buffer,
+// and a request past its size throws, naming the op. Otherwise a buffer of the runtime's own,
+// grown as needed (growing synchronises the device first: an earlier kernel may still read it).
+void* scratch(size_t bytes, const char* op);
+// Lends `bytes` at p (an arena's "cuda.scratch") to the current device's ops; nullptr ends the
+// loan (before the arena frees it). Synchronises.
+void lend_scratch(void* p, size_t bytes);
 
 // The cuBLASLt workspace every matmul plan is made for, and the lending of an arena buffer of
 // that size (Region::Workspace) to the current device: matmuls then use it instead of a

@@ -35,6 +35,7 @@ size_t g_used = 0;
 cudaError_t g_last = cudaSuccess, g_sticky = cudaSuccess;
 std::string g_launch_text;
 std::map<const void*, int> g_max_dynamic_smem;
+Counters g_counters;
 
 size_t capacity() {
   static const size_t cap = [] {
@@ -74,6 +75,19 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 }
 
 }  // namespace
+
+Counters counters() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_counters;
+}
+void count_launch() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_counters.launches++;
+}
+static void count_sync() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_counters.host_syncs++;
+}
 
 cudaError_t check_launch(const void* fn, const Config& c) {
   const uint64_t threads = static_cast<uint64_t>(c.block.x) * c.block.y * c.block.z;
@@ -138,7 +152,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->warpSize = 32;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return g_sticky; }
+cudaError_t cudaDeviceSynchronize() {
+  count_sync();
+  return g_sticky;
+}
 cudaError_t cudaDeviceReset() {
   g_sticky = g_last = cudaSuccess;
   return cudaSuccess;
@@ -181,6 +198,7 @@ const char* cudaGetErrorString(cudaError_t e) {
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = nullptr;
   std::lock_guard<std::mutex> lock(g_mutex);
+  g_counters.mallocs++;
   const size_t n = bytes ? bytes : 1;
   if (g_used + n > capacity()) return ret(cudaErrorMemoryAllocation);
   void* q = nullptr;
@@ -207,15 +225,28 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = capacity() - g_used;
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+static cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (g_sticky != cudaSuccess) return g_sticky;
   const cudaError_t e = check_copy(dst, src, bytes, kind);
   if (e != cudaSuccess) return ret(e);
   if (bytes) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
+// The runtime's "API synchronization behavior": a synchronous copy makes the host wait unless
+// both sides are device memory; an async one to (pageable) host memory waits too.
+static bool involves_host(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (kind == cudaMemcpyDeviceToDevice) return false;
+  if (kind == cudaMemcpyDefault) return !(is_device(dst, bytes) && is_device(src, bytes));
+  return true;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes && involves_host(dst, src, bytes, kind)) count_sync();
+  return copy(dst, src, bytes, kind);
+}
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+  const bool to_host = kind == cudaMemcpyDeviceToHost || (kind == cudaMemcpyDefault && !is_device(dst, bytes));
+  if (bytes && to_host) count_sync();
+  return copy(dst, src, bytes, kind);
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (g_sticky != cudaSuccess) return g_sticky;
@@ -233,7 +264,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return g_sticky; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  count_sync();
+  return g_sticky;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
   *e = new CUevent_st;
@@ -249,7 +283,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
   e->recorded = true;
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return g_sticky; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  count_sync();
+  return g_sticky;
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start->recorded || !end->recorded) return ret(cudaErrorInvalidValue);
   *ms = std::chrono::duration<float, std::milli>(end->t - start->t).count();

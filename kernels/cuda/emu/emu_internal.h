@@ -13,5 +13,6 @@ const std::string& launch_error_text();
 // Records an error for cudaGetLastError; a sticky one (a failed kernel) is also returned by
 // every synchronising call after it, as a device fault is.
 void set_error(cudaError_t e, const std::string& text, bool sticky = false);
+void count_launch();
 
 }  // namespace mu_emu

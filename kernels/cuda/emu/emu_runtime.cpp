@@ -302,6 +302,7 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
     set_error(bad, std::string("launch at ") + c.file + ":" + std::to_string(c.line) + ": " + launch_error_text());
     return;
   }
+  count_launch();
   Run run;
   run.body = &body;
   run.cfg = &c;

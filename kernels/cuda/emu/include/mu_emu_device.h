@@ -84,6 +84,13 @@ void* dynamic_smem();
 [[noreturn]] void trap(const char* what);
 // Threads of a block run first to last between barriers, or last to first (MU_EMU_ORDER).
 void set_reverse_order(bool reverse);
+// What the host has asked of the emulated device so far: kernel launches, cudaMalloc calls,
+// and calls that make the host wait for the device (a cudaMemcpy with a host side, an async
+// copy to the host, the synchronise calls). Tests bound them around a step.
+struct Counters {
+  uint64_t launches = 0, mallocs = 0, host_syncs = 0;
+};
+Counters counters();
 
 template <class T>
 inline uint64_t to_bits(T v) {
