@@ -217,6 +217,21 @@ __global__ void early_read_kernel(const float* src, float* out) {
   out[1] = s[0];
 }
 
+__global__ void stale_shared_kernel(float* out) {
+  __shared__ float s[32];
+  out[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x];  // never written before: garbage on a GPU
+  s[threadIdx.x] = 1.0f;                                // what the next block must not see
+}
+
+TEST_F(GpuDeviceModel, EmulatorPoisonsSharedMemoryForEveryBlock) {
+  DevTensor out(DType::F32, {64});
+  out.upload(std::vector<float>(64, 0.0f));
+  stale_shared_kernel<<<2, 32>>>(static_cast<float*>(out.t().data));
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> got = out.download();
+  for (int i = 0; i < 64; i++) EXPECT_TRUE(std::isnan(got[i])) << "block " << i / 32 << " thread " << i % 32 << " read " << got[i];
+}
+
 TEST_F(GpuDeviceModel, EmulatorReportsStuckBlocksTrapsAndEarlyReads) {
   stuck_kernel<<<1, 32>>>(nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a block that cannot go on";

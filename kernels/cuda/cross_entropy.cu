@@ -48,7 +48,8 @@ __device__ __forceinline__ void block_combine(float& m, float& s, float* sm, flo
 template <class T, int VEC, bool BACKWARD>
 __global__ void cross_entropy_kernel(float* losses, T* logits, const int32_t* targets, int64_t V, float grad_scale,
                                      int* bad) {
-  __shared__ float sm[32], ss[32];
+  __shared__ float sm[32];
+  __shared__ float ss[32];
   const int64_t n = blockIdx.x;
   T* z = logits + n * V;
   const int32_t tgt = targets[n];

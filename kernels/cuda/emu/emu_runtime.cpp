@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -89,6 +90,7 @@ struct Run {
 std::mutex g_launch_mutex;
 Run* g_run = nullptr;
 std::vector<char*> g_stacks;  // reused across launches
+std::map<void*, size_t> g_static_smem;  // every static __shared__ array seen so far
 
 char* stack_for(size_t i) {
   while (g_stacks.size() <= i) {
@@ -264,7 +266,9 @@ static bool run_block(Run& run, const std::vector<int>& ord) {
     f.ctx.uc_link = &run.sched_ctx;
     makecontext(&f.ctx, fiber_main, 0);
   }
-  if (run.cfg->smem) std::memset(run.smem, 0xff, run.cfg->smem);  // unwritten shared memory reads as NaN
+  // Unwritten shared memory reads as NaN: the dynamic buffer, and every static array.
+  if (run.cfg->smem) std::memset(run.smem, 0xff, run.cfg->smem);
+  for (const auto& [p, bytes] : g_static_smem) std::memset(p, 0xff, bytes);
   for (;;) {
     for (int i : ord) {
       Fiber& f = run.fibers[static_cast<size_t>(i)];
@@ -329,6 +333,11 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
 }
 
 void* dynamic_smem() { return g_run->smem; }
+
+void shared_static(void* p, size_t bytes) {
+  // Runs on the launching thread (under the launch lock), once per thread and declaration.
+  if (g_static_smem.emplace(p, bytes).second) std::memset(p, 0xff, bytes);
+}
 
 void set_reverse_order(bool reverse) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);

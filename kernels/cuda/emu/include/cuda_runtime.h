@@ -20,10 +20,8 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
-// Static shared memory: one copy per kernel instantiation, shared by the threads of the
-// block being run (blocks run one at a time). Dynamic shared memory is rewritten by the
-// build (kernels/cuda/emu/transform.cmake) into ::mu_emu::dynamic_smem().
-#define __shared__ static
+// __shared__ declarations are rewritten by the build (kernels/cuda/emu/transform.cmake):
+// static arrays registered with ::mu_emu::shared_static, and ::mu_emu::dynamic_smem().
 
 // ---- vector types -----------------------------------------------------------------------
 struct uint3 {

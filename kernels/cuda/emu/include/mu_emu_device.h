@@ -81,6 +81,10 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans);
 void cp_async16(void* dst, const void* src, bool valid);
 void cp_async_wait_all();
 void* dynamic_smem();
+// A kernel's static __shared__ array (one copy, shared by the block being run): registered
+// by the first thread that reaches its declaration, and filled with 0xff (NaN) then and at
+// the start of every block after.
+void shared_static(void* p, size_t bytes);
 [[noreturn]] void trap(const char* what);
 // Threads of a block run first to last between barriers, or last to first (MU_EMU_ORDER).
 void set_reverse_order(bool reverse);
