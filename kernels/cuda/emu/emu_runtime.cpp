@@ -237,17 +237,34 @@ bool resolve() {
   return false;
 }
 
-// MU_EMU_ORDER=reverse runs the threads of a block last to first between barriers: a read
-// of another thread's write that lacks a barrier sees a different value in one of the orders.
-bool g_reverse = [] {
+// The order threads run between barriers, and blocks run within a launch (MU_EMU_ORDER):
+// forward (default), reverse, or random[:seed] (a fresh permutation per block and launch).
+// A read of another thread's write that lacks a barrier, or of another block's output within
+// the same launch, sees a different value in one of the orders.
+enum class Order { Forward, Reverse, Random };
+Order g_order = Order::Forward;
+std::mt19937_64 g_order_rng(1);
+[[maybe_unused]] const bool g_order_from_env = [] {
   const char* mode = std::getenv("MU_EMU_ORDER");
-  return mode && std::string(mode) == "reverse";
+  if (!mode) return false;
+  const std::string m(mode);
+  if (m == "reverse") {
+    g_order = Order::Reverse;
+  } else if (m.rfind("random", 0) == 0) {
+    g_order = Order::Random;
+    if (m.size() > 7 && m[6] == ':') g_order_rng.seed(std::strtoull(m.c_str() + 7, nullptr, 10));
+  } else if (m != "forward") {
+    std::fprintf(stderr, "mu-emu: MU_EMU_ORDER=%s: expected forward, reverse or random[:seed]\n", mode);
+    std::exit(2);
+  }
+  return true;
 }();
 
 std::vector<int> order(int n) {
   std::vector<int> o(static_cast<size_t>(n));
   for (int i = 0; i < n; i++) o[static_cast<size_t>(i)] = i;
-  if (g_reverse) std::reverse(o.begin(), o.end());
+  if (g_order == Order::Reverse) std::reverse(o.begin(), o.end());
+  if (g_order == Order::Random) std::shuffle(o.begin(), o.end(), g_order_rng);
   return o;
 }
 
@@ -319,13 +336,24 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
   blockDim = c.block;
   gridDim = c.grid;
   const std::vector<int> ord = order(threads);
+  const uint64_t nblocks = static_cast<uint64_t>(c.grid.x) * c.grid.y * c.grid.z;
+  // Blocks in the same order as threads (the permutation over at most 2^31 blocks is drawn
+  // lazily for random: a shuffled index list only for grids small enough to hold one).
+  std::vector<uint64_t> blocks;
+  if (g_order == Order::Random && nblocks <= (uint64_t{1} << 24)) {
+    blocks.resize(nblocks);
+    for (uint64_t i = 0; i < nblocks; i++) blocks[i] = i;
+    std::shuffle(blocks.begin(), blocks.end(), g_order_rng);
+  }
   bool ok = true;
-  for (unsigned z = 0; ok && z < c.grid.z; z++)
-    for (unsigned y = 0; ok && y < c.grid.y; y++)
-      for (unsigned x = 0; ok && x < c.grid.x; x++) {
-        blockIdx = uint3{x, y, z};
-        ok = run_block(run, ord);
-      }
+  for (uint64_t i = 0; ok && i < nblocks; i++) {
+    uint64_t b = i;
+    if (g_order == Order::Reverse) b = nblocks - 1 - i;
+    if (!blocks.empty()) b = blocks[i];
+    blockIdx = uint3{static_cast<unsigned>(b % c.grid.x), static_cast<unsigned>(b / c.grid.x % c.grid.y),
+                     static_cast<unsigned>(b / (uint64_t{c.grid.x} * c.grid.y))};
+    ok = run_block(run, ord);
+  }
   g_run = outer;
   if (!ok) {
     set_error(cudaErrorLaunchFailure, run.failure, /*sticky=*/true);
@@ -341,7 +369,11 @@ void shared_static(void* p, size_t bytes) {
 
 void set_reverse_order(bool reverse) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
-  g_reverse = reverse;
+  // false: back to forward, or to random when MU_EMU_ORDER asked for it
+  if (reverse)
+    g_order = Order::Reverse;
+  else if (g_order == Order::Reverse)
+    g_order = Order::Forward;
 }
 
 void trap(const char* what) {

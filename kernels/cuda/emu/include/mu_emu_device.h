@@ -86,7 +86,8 @@ void* dynamic_smem();
 // the start of every block after.
 void shared_static(void* p, size_t bytes);
 [[noreturn]] void trap(const char* what);
-// Threads of a block run first to last between barriers, or last to first (MU_EMU_ORDER).
+// Threads of a block run first to last between barriers, and blocks first to last; or last
+// to first; or shuffled (MU_EMU_ORDER=forward|reverse|random[:seed]). Tests switch reverse.
 void set_reverse_order(bool reverse);
 // What the host has asked of the emulated device so far: kernel launches, cudaMalloc calls,
 // and calls that make the host wait for the device (a cudaMemcpy with a host side, an async
