@@ -24,31 +24,45 @@ class GpuDeviceModel : public GpuTest {};
 
 // ---- warp shuffles ------------------------------------------------------------------------
 
-__global__ void shuffle_kernel(int* out) {
+constexpr int kShuffles = 6;
+
+__global__ void shuffle_kernel(int* out, double* out64) {
   const int t = threadIdx.x, lane = t & 31;
   const int v = 1000 * (t >> 5) + lane;
-  out[4 * t + 0] = __shfl_xor_sync(0xffffffffu, v, 5);
-  out[4 * t + 1] = __shfl_sync(0xffffffffu, v, 7, 8);
-  out[4 * t + 2] = __shfl_down_sync(0xffffffffu, v, 3, 16);
-  out[4 * t + 3] = __shfl_up_sync(0xffffffffu, v, 2);
+  int* o = out + kShuffles * t;
+  o[0] = __shfl_xor_sync(0xffffffffu, v, 5);
+  o[1] = __shfl_sync(0xffffffffu, v, 7, 8);
+  o[2] = __shfl_down_sync(0xffffffffu, v, 3, 16);
+  o[3] = __shfl_up_sync(0xffffffffu, v, 2);
+  o[4] = __shfl_xor_sync(0xffffffffu, v, 9, 8);  // reaches an earlier 8-lane segment, or a later one
+  o[5] = lane < 16 ? __shfl_xor_sync(0x0000ffffu, v, 1) : -1;  // half the warp, its own mask
+  out64[t] = __shfl_down_sync(0xffffffffu, 0.5 + v, 1);  // 64-bit values move whole
 }
 
 TEST_F(GpuDeviceModel, ShufflesFollowTheProgrammingGuide) {
   const int n = 64;
-  DevTensor d(DType::I32, {4 * n});
+  DevTensor d(DType::I32, {kShuffles * n}), d64(DType::F32, {2 * n});  // F32 x 2: the doubles' bytes
   d.poison();
-  shuffle_kernel<<<1, n>>>(static_cast<int*>(d.t().data));
+  d64.poison();
+  shuffle_kernel<<<1, n>>>(static_cast<int*>(d.t().data), static_cast<double*>(d64.t().data));
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  std::vector<int32_t> got(4 * n);
+  std::vector<int32_t> got(kShuffles * n);
+  std::vector<double> got64(n);
   copy_to_host(got.data(), d.t());
+  copy_to_host(got64.data(), d64.t());
   for (int t = 0; t < n; t++) {
     const int w = 1000 * (t >> 5), l = t & 31;
+    const int* g = got.data() + kShuffles * t;
     // xor: lane ^ 5; idx: lane 7 of each 8-lane segment; down 3 within 16-lane segments
     // (past the segment: own value); up 2 (below lane 0: own value).
-    EXPECT_EQ(got[4 * t + 0], w + (l ^ 5)) << "xor, thread " << t;
-    EXPECT_EQ(got[4 * t + 1], w + (l & ~7) + 7) << "idx width 8, thread " << t;
-    EXPECT_EQ(got[4 * t + 2], w + ((l % 16) + 3 < 16 ? l + 3 : l)) << "down width 16, thread " << t;
-    EXPECT_EQ(got[4 * t + 3], w + (l >= 2 ? l - 2 : l)) << "up, thread " << t;
+    EXPECT_EQ(g[0], w + (l ^ 5)) << "xor, thread " << t;
+    EXPECT_EQ(g[1], w + (l & ~7) + 7) << "idx width 8, thread " << t;
+    EXPECT_EQ(g[2], w + ((l % 16) + 3 < 16 ? l + 3 : l)) << "down width 16, thread " << t;
+    EXPECT_EQ(g[3], w + (l >= 2 ? l - 2 : l)) << "up, thread " << t;
+    // xor width 8: an earlier segment may be read, a later one gives the lane's own value
+    EXPECT_EQ(g[4], w + ((l ^ 9) < (l & ~7) + 8 ? (l ^ 9) : l)) << "xor 9 width 8, thread " << t;
+    EXPECT_EQ(g[5], l < 16 ? w + (l ^ 1) : -1) << "xor under mask 0xffff, thread " << t;
+    EXPECT_EQ(got64[t], 0.5 + w + (l + 1 < 32 ? l + 1 : l)) << "64-bit down, thread " << t;
   }
 }
 
@@ -81,36 +95,38 @@ __device__ uint32_t pair(const bf16_t* p) {
          static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(p)[1]) << 16;
 }
 
-// frag: per lane, a[0..3] by formula, a[0..3] by ldsm_a, b[0..1] by formula, b[0..1] by
-// ldsm_b_nk (n-tile 0), 4 words of B^T's n-tile 0 through ldsm_b_kn from a [k][n] copy.
-// d: per lane the 4 accumulators of D = A B.
+// frag: per lane, kFrag words: a[0..3] by formula, a[0..3] by ldsm_a, b[0..3] (n-tiles 0 and
+// 1) by ldsm_b_nk, the same by ldsm_b_kn from a [k][n] copy, and b[0..3] by formula.
+// d: per lane the 4 accumulators of D = A B for n-tile 0.
+constexpr int kFrag = 20;
 __global__ void fragment_kernel(const bf16_t* A, const bf16_t* Bt, uint32_t* frag, float* d) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int kStride = 24;  // 16 + 8 elements: the kernels' padded row
   bf16_t* sa = reinterpret_cast<bf16_t*>(smem);
-  bf16_t* sb = sa + 16 * kStride;  // [n][k], 16 n rows (rows 8..15 zero)
-  bf16_t* sk = sb + 16 * kStride;  // [k][n], B itself, 16 n columns (8..15 zero)
+  bf16_t* sb = sa + 16 * kStride;  // [n][k], 16 n rows: two n-tiles
+  bf16_t* sk = sb + 16 * kStride;  // [k][n], B itself, 16 n columns
   const int lane = threadIdx.x, g = lane / 4, q = lane % 4;
   for (int i = lane; i < 16 * 16; i += 32) {
     const int r = i / 16, c = i % 16;
     sa[r * kStride + c] = A[r * 16 + c];
-    sb[r * kStride + c] = r < 8 ? Bt[r * 16 + c] : __float2bfloat16_rn(0.0f);
-    sk[r * kStride + c] = c < 8 ? Bt[c * 16 + r] : __float2bfloat16_rn(0.0f);  // (k = r, n = c)
+    sb[r * kStride + c] = Bt[r * 16 + c];
+    sk[r * kStride + c] = Bt[c * 16 + r];  // (k = r, n = c)
   }
   __syncthreads();
-  uint32_t a[4], la[4], b[2], lb[4], lk[4];
+  uint32_t a[4], la[4], b[4], lb[4], lk[4];
   a[0] = pair(A + g * 16 + 2 * q);
   a[1] = pair(A + (g + 8) * 16 + 2 * q);
   a[2] = pair(A + g * 16 + 8 + 2 * q);
   a[3] = pair(A + (g + 8) * 16 + 8 + 2 * q);
-  b[0] = pair(Bt + g * 16 + 2 * q);  // (k 2q..2q+1, n g)
+  b[0] = pair(Bt + g * 16 + 2 * q);  // n-tile 0: (k 2q..2q+1, n g)
   b[1] = pair(Bt + g * 16 + 8 + 2 * q);
+  b[2] = pair(Bt + (8 + g) * 16 + 2 * q);  // n-tile 1: n 8 + g
+  b[3] = pair(Bt + (8 + g) * 16 + 8 + 2 * q);
   attn::ldsm_a(la, sa, kStride, 0, 0, lane);
   attn::ldsm_b_nk(lb, sb, kStride, 0, 0, lane);
   attn::ldsm_b_kn(lk, sk, kStride, 0, 0, lane);
-  uint32_t* f = frag + lane * 16;
-  for (int i = 0; i < 4; i++) f[i] = a[i], f[4 + i] = la[i], f[12 + i] = lk[i];
-  f[8] = b[0], f[9] = b[1], f[10] = lb[0], f[11] = lb[1];
+  uint32_t* f = frag + lane * kFrag;
+  for (int i = 0; i < 4; i++) f[i] = a[i], f[4 + i] = la[i], f[8 + i] = lb[i], f[12 + i] = lk[i], f[16 + i] = b[i];
   float acc[4] = {0.5f, -0.25f, 1.0f, 2.0f};  // C, accumulated into
   attn::mma(acc, a, b[0], b[1]);
   for (int i = 0; i < 4; i++) d[lane * 4 + i] = acc[i];
@@ -119,8 +135,8 @@ __global__ void fragment_kernel(const bf16_t* A, const bf16_t* Bt, uint32_t* fra
 TEST_F(GpuDeviceModel, LdmatrixAndMmaFollowThePtxFragmentLayouts) {
   std::mt19937 rng(7);
   const std::vector<float> a = rounded_if(random_vec(256, rng), DType::BF16);
-  const std::vector<float> bt = rounded_if(random_vec(128, rng), DType::BF16);  // [n][k]
-  DevTensor dA(DType::BF16, {16, 16}), dB(DType::BF16, {8, 16}), dfrag(DType::I32, {32 * 16}), dd(DType::F32, {128});
+  const std::vector<float> bt = rounded_if(random_vec(256, rng), DType::BF16);  // [n][k], two n-tiles
+  DevTensor dA(DType::BF16, {16, 16}), dB(DType::BF16, {16, 16}), dfrag(DType::I32, {32 * kFrag}), dd(DType::F32, {128});
   dA.upload(a);
   dB.upload(bt);
   dfrag.poison();
@@ -130,16 +146,16 @@ TEST_F(GpuDeviceModel, LdmatrixAndMmaFollowThePtxFragmentLayouts) {
                                    static_cast<uint32_t*>(dfrag.t().data), static_cast<float*>(dd.t().data));
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<uint32_t> frag(32 * 16);
+  std::vector<uint32_t> frag(32 * kFrag);
   copy_to_host(frag.data(), dfrag.t());
   const std::vector<float> d = dd.download();
   for (int lane = 0; lane < 32; lane++) {
-    const uint32_t* f = frag.data() + lane * 16;
-    for (int i = 0; i < 4; i++) EXPECT_EQ(f[4 + i], f[i]) << "ldsm_a, lane " << lane << ", register " << i;
-    EXPECT_EQ(f[10], f[8]) << "ldsm_b_nk, lane " << lane << ", register 0";
-    EXPECT_EQ(f[11], f[9]) << "ldsm_b_nk, lane " << lane << ", register 1";
-    EXPECT_EQ(f[12], f[8]) << "ldsm_b_kn, lane " << lane << ", register 0";
-    EXPECT_EQ(f[13], f[9]) << "ldsm_b_kn, lane " << lane << ", register 1";
+    const uint32_t* f = frag.data() + lane * kFrag;
+    for (int i = 0; i < 4; i++) {
+      EXPECT_EQ(f[4 + i], f[i]) << "ldsm_a, lane " << lane << ", register " << i;
+      EXPECT_EQ(f[8 + i], f[16 + i]) << "ldsm_b_nk, lane " << lane << ", register " << i;
+      EXPECT_EQ(f[12 + i], f[16 + i]) << "ldsm_b_kn, lane " << lane << ", register " << i;
+    }
     const int g = lane / 4, q = lane % 4;
     const float c0[4] = {0.5f, -0.25f, 1.0f, 2.0f};
     for (int i = 0; i < 4; i++) {  // d[i]: row g (+8 for i >= 2), column 2q + (i & 1)
@@ -232,6 +248,14 @@ TEST_F(GpuDeviceModel, EmulatorPoisonsSharedMemoryForEveryBlock) {
   for (int i = 0; i < 64; i++) EXPECT_TRUE(std::isnan(got[i])) << "block " << i / 32 << " thread " << i % 32 << " read " << got[i];
 }
 
+__global__ void uncommitted_copy_kernel(const float* src, float* out) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  float* s = reinterpret_cast<float*>(smem);
+  attn::cp_async16(s, src, true);
+  attn::cp_async_wait_all();  // no commit: the copy is in no group, so nothing waits for it
+  out[0] = s[0];
+}
+
 TEST_F(GpuDeviceModel, EmulatorReportsStuckBlocksTrapsAndEarlyReads) {
   stuck_kernel<<<1, 32>>>(nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a block that cannot go on";
@@ -246,6 +270,9 @@ TEST_F(GpuDeviceModel, EmulatorReportsStuckBlocksTrapsAndEarlyReads) {
   const std::vector<float> got = out.download();
   EXPECT_TRUE(std::isnan(got[0])) << "a read before cp.async.wait_group saw " << got[0];
   EXPECT_EQ(got[1], 1.0f);
+  uncommitted_copy_kernel<<<1, 1, 16>>>(static_cast<const float*>(src.t().data), static_cast<float*>(out.t().data));
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a cp.async never committed";
+  cudaDeviceReset();
   float host[4];
   EXPECT_EQ(cudaMemcpy(host, host, sizeof host, cudaMemcpyHostToDevice), cudaErrorInvalidValue)
       << "a host pointer passed as the device side";

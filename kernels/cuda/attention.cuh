@@ -85,7 +85,7 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   ::mu_emu::cp_async16(dst, src, valid);
 }
-__device__ __forceinline__ void cp_async_commit() {}
+__device__ __forceinline__ void cp_async_commit() { ::mu_emu::cp_async_commit(); }
 __device__ __forceinline__ void cp_async_wait_all() { ::mu_emu::cp_async_wait_all(); }
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16_t* p) { ::mu_emu::ldmatrix_x4(r, p, false); }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16_t* p) {

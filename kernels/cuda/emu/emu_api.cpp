@@ -211,6 +211,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  count_sync();  // cudaFree waits for the device
   std::lock_guard<std::mutex> lock(g_mutex);
   auto it = g_allocs.find(reinterpret_cast<uintptr_t>(p));
   if (it == g_allocs.end()) return ret(cudaErrorInvalidDevicePointer);
@@ -244,7 +245,8 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   return copy(dst, src, bytes, kind);
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  const bool to_host = kind == cudaMemcpyDeviceToHost || (kind == cudaMemcpyDefault && !is_device(dst, bytes));
+  const bool to_host = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost ||
+                       (kind == cudaMemcpyDefault && !is_device(dst, bytes));
   if (bytes && to_host) count_sync();
   return copy(dst, src, bytes, kind);
 }

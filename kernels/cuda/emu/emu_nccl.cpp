@@ -133,9 +133,13 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   delete comm;
   return ncclSuccess;
 }
-// A peer blocked in an MPI collective is not freed by this; MPI_Abort (the engine's
-// abort_job under mpirun) ends them all.
-ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
+// On an error path, one rank alone: MPI_Comm_free is collective, so the communicator is left
+// (the process is ending). A peer blocked in an MPI collective is not freed by this;
+// MPI_Abort (the engine's abort_job under mpirun) ends them all.
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  (void)comm;
+  return ncclSuccess;
+}
 ncclResult_t ncclGroupStart() { return ncclSuccess; }
 ncclResult_t ncclGroupEnd() { return ncclSuccess; }
 

@@ -67,13 +67,13 @@ struct Fiber {
   const void* row = nullptr;
   uint32_t* r = nullptr;
   bool trans = false;
-  // cp.async copies not yet carried out
+  // cp.async copies not yet carried out: issued since the last commit, and committed
   struct Copy {
     void* dst;
     const void* src;
     bool valid;
   };
-  std::vector<Copy> pending;
+  std::vector<Copy> issued, committed;
 };
 
 struct Run {
@@ -126,7 +126,8 @@ Fiber& me() { return g_run->fibers[static_cast<size_t>(g_run->current)]; }
 
 void fiber_main() {
   (*g_run->body)();
-  if (!me().pending.empty()) trap("the thread ended with cp.async copies it never waited for");
+  if (!me().issued.empty() || !me().committed.empty())
+    trap("the thread ended with cp.async copies it never committed or waited for");
   me().state = State::Done;
   to_scheduler();  // never returns to makecontext's frame
 }
@@ -335,10 +336,10 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
   g_run = &run;
   blockDim = c.block;
   gridDim = c.grid;
-  const std::vector<int> ord = order(threads);
+  std::vector<int> ord = order(threads);
   const uint64_t nblocks = static_cast<uint64_t>(c.grid.x) * c.grid.y * c.grid.z;
-  // Blocks in the same order as threads (the permutation over at most 2^31 blocks is drawn
-  // lazily for random: a shuffled index list only for grids small enough to hold one).
+  // Blocks in the same order as threads; random shuffles grids of up to 2^24 blocks (larger
+  // ones run forward) and draws each block's thread order afresh.
   std::vector<uint64_t> blocks;
   if (g_order == Order::Random && nblocks <= (uint64_t{1} << 24)) {
     blocks.resize(nblocks);
@@ -352,6 +353,7 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
     if (!blocks.empty()) b = blocks[i];
     blockIdx = uint3{static_cast<unsigned>(b % c.grid.x), static_cast<unsigned>(b / c.grid.x % c.grid.y),
                      static_cast<unsigned>(b / (uint64_t{c.grid.x} * c.grid.y))};
+    if (g_order == Order::Random && i > 0) ord = order(threads);
     ok = run_block(run, ord);
   }
   g_run = outer;
@@ -422,10 +424,11 @@ static void shuffle_op(Fiber* const* lanes, unsigned mask) {
     const int w = f->width, base = l & ~(w - 1);
     int src = l;
     switch (f->kind) {
-      case 0: src = l ^ f->arg; if (src >= base + w) src = l; break;
+      // the lane mask and deltas count in their low 5 bits (shfl.sync's b operand)
+      case 0: src = l ^ (f->arg & 31); if (src >= base + w) src = l; break;
       case 1: src = base + (f->arg & (w - 1)); break;
-      case 2: src = l + f->arg; if (src >= base + w) src = l; break;
-      default: src = l - f->arg; if (src < base) src = l; break;
+      case 2: src = l + (f->arg & 31); if (src >= base + w) src = l; break;
+      default: src = l - (f->arg & 31); if (src < base) src = l; break;
     }
     if (!(mask >> src & 1u)) {
       // Undefined on the device: the source lane is not in the mask.
@@ -441,7 +444,8 @@ uint64_t shuffle(unsigned mask, uint64_t bits, int kind, int arg, int width) {
   if (width <= 0 || width > 32 || (width & (width - 1))) trap("__shfl_*_sync: width is not a power of two <= 32");
   Fiber& f = me();
   f.wait = Wait::Warp;
-  f.what = "__shfl_*_sync";
+  static const char* const kWhat[] = {"__shfl_xor_sync", "__shfl_sync", "__shfl_down_sync", "__shfl_up_sync"};
+  f.what = kWhat[kind & 3];  // lanes at different modes do not complete together
   f.mask = mask;
   f.op = shuffle_op;
   f.bits = bits;
@@ -540,17 +544,25 @@ void cp_async16(void* dst, const void* src, bool valid) {
   if (reinterpret_cast<uintptr_t>(dst) % 16 || reinterpret_cast<uintptr_t>(src) % 16)
     trap("cp.async 16: an address is not 16-byte aligned");
   if (d < s || d + 16 > s + g_run->cfg->smem) trap("cp.async: the destination is outside the dynamic shared memory");
-  me().pending.push_back({dst, src, valid});
+  me().issued.push_back({dst, src, valid});
 }
 
+void cp_async_commit() {
+  Fiber& f = me();
+  f.committed.insert(f.committed.end(), f.issued.begin(), f.issued.end());
+  f.issued.clear();
+}
+
+// cp.async.wait_group 0: every committed group has landed; copies issued after the last
+// commit belong to no group and are not waited for (PTX ISA, cp.async.wait_group).
 void cp_async_wait_all() {
-  for (const Fiber::Copy& c : me().pending) {
+  for (const Fiber::Copy& c : me().committed) {
     if (c.valid)
       std::memcpy(c.dst, c.src, 16);
     else
       std::memset(c.dst, 0, 16);
   }
-  me().pending.clear();
+  me().committed.clear();
 }
 
 }  // namespace mu_emu

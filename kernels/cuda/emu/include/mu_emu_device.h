@@ -75,10 +75,12 @@ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint3
 // ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: four 8x8 b16 matrices, lane l giving
 // the address of row l % 8 of matrix l / 8.
 void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans);
-// cp.async.cg.shared.global 16 bytes (zero-fill when !valid): queued by the calling thread
-// and carried out at its cp.async.wait_group 0, as late as the device may, so a read of
-// the tile before the wait and the barrier finds the poison, not the data.
+// cp.async.cg.shared.global 16 bytes (zero-fill when !valid): queued by the calling thread,
+// grouped by cp.async.commit_group, and carried out at its cp.async.wait_group 0, as late as
+// the device may, so a read of the tile before the wait and the barrier finds the poison,
+// and a copy never committed is never delivered.
 void cp_async16(void* dst, const void* src, bool valid);
+void cp_async_commit();
 void cp_async_wait_all();
 void* dynamic_smem();
 // A kernel's static __shared__ array (one copy, shared by the block being run): registered
@@ -207,6 +209,9 @@ MU_EMU_MINMAX(long)
 MU_EMU_MINMAX(unsigned long)
 MU_EMU_MINMAX(long long)
 MU_EMU_MINMAX(unsigned long long)
-MU_EMU_MINMAX(float)
-MU_EMU_MINMAX(double)
 #undef MU_EMU_MINMAX
+// floating: fminf/fmaxf, which return the number when the other argument is NaN
+inline float min(float a, float b) { return std::fmin(a, b); }
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline double min(double a, double b) { return std::fmin(a, b); }
+inline double max(double a, double b) { return std::fmax(a, b); }
