@@ -256,6 +256,31 @@ __global__ void uncommitted_copy_kernel(const float* src, float* out) {
   out[0] = s[0];
 }
 
+__global__ void write_at_kernel(float* p, int i) { p[i] = 1.0f; }
+
+// Device memory is closed to host code between the emulator's calls, ends at a guard page,
+// and kernels take no host pointers.
+TEST_F(GpuDeviceModel, EmulatorGuardsDeviceMemory) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan device memory is heap memory, for ASan's own checks";
+#endif
+  DevTensor d(DType::F32, {256});  // 1 KiB: its end is the guard page
+  float* p = static_cast<float*>(d.t().data);
+  EXPECT_DEATH({ volatile float x = p[3]; (void)x; }, "the host touched device memory");
+  EXPECT_DEATH(
+      {
+        write_at_kernel<<<1, 1>>>(p, 256);
+        cudaDeviceSynchronize();
+      },
+      "bytes past the end of the allocation");
+  write_at_kernel<<<1, 1>>>(p, 255);  // the last element is fine
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  float host[4] = {};
+  write_at_kernel<<<1, 1>>>(host, 0);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a host pointer as a kernel argument";
+  cudaDeviceReset();
+}
+
 TEST_F(GpuDeviceModel, EmulatorReportsStuckBlocksTrapsAndEarlyReads) {
   stuck_kernel<<<1, 32>>>(nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a block that cannot go on";

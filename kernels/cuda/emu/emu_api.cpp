@@ -1,5 +1,5 @@
-// llm.mu's CUDA emulator, the runtime API: device memory is host memory from the heap
-// (filled with 0xff, so unwritten floats read as NaN), kernels run when launched, streams and
+// llm.mu's CUDA emulator, the runtime API: device memory is host memory closed to the host's
+// code between calls (emu_memory.cpp), kernels run when launched, streams and
 // events order nothing because everything is already in order, and the device reports an
 // H100-like shape (sm_90, 227 KiB opt-in shared memory) with few SMs, so grid-stride loops
 // take several turns. MU_EMU_MEMORY_GIB sets the memory size (default 8).
@@ -30,8 +30,6 @@ constexpr size_t kSmemDefault = 48 << 10;
 constexpr size_t kSmemOptin = 227 << 10;
 
 std::mutex g_mutex;
-std::map<uintptr_t, size_t> g_allocs;  // base -> bytes
-size_t g_used = 0;
 cudaError_t g_last = cudaSuccess, g_sticky = cudaSuccess;
 std::string g_launch_text;
 std::map<const void*, int> g_max_dynamic_smem;
@@ -44,16 +42,6 @@ size_t capacity() {
     return static_cast<size_t>((gib > 0 ? gib : 8.0) * (1u << 30));
   }();
   return cap;
-}
-
-// Whether [p, p + bytes) lies inside one allocation.
-bool is_device(const void* p, size_t bytes) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto it = g_allocs.upper_bound(a);
-  if (it == g_allocs.begin()) return false;
-  --it;
-  return a >= it->first && a + bytes <= it->first + it->second;
 }
 
 cudaError_t ret(cudaError_t e) {
@@ -197,40 +185,30 @@ const char* cudaGetErrorString(cudaError_t e) {
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = nullptr;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_counters.mallocs++;
-  const size_t n = bytes ? bytes : 1;
-  if (g_used + n > capacity()) return ret(cudaErrorMemoryAllocation);
-  void* q = nullptr;
-  if (posix_memalign(&q, 256, n) != 0) return ret(cudaErrorMemoryAllocation);
-  std::memset(q, 0xff, n);
-  g_allocs[reinterpret_cast<uintptr_t>(q)] = n;
-  g_used += n;
-  *p = q;
-  return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_counters.mallocs++;
+  }
+  return ret(device_alloc(p, bytes, capacity()));
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
   count_sync();  // cudaFree waits for the device
-  std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_allocs.find(reinterpret_cast<uintptr_t>(p));
-  if (it == g_allocs.end()) return ret(cudaErrorInvalidDevicePointer);
-  g_used -= it->second;
-  g_allocs.erase(it);
-  std::free(p);
-  return cudaSuccess;
+  return device_free(p) ? cudaSuccess : ret(cudaErrorInvalidDevicePointer);
 }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  std::lock_guard<std::mutex> lock(g_mutex);
   *total_bytes = capacity();
-  *free_bytes = capacity() - g_used;
+  *free_bytes = capacity() - device_used();
   return cudaSuccess;
 }
 static cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (g_sticky != cudaSuccess) return g_sticky;
   const cudaError_t e = check_copy(dst, src, bytes, kind);
   if (e != cudaSuccess) return ret(e);
-  if (bytes) std::memmove(dst, src, bytes);
+  if (bytes) {
+    DeviceAccess open;
+    std::memmove(dst, src, bytes);
+  }
   return cudaSuccess;
 }
 // The runtime's "API synchronization behavior": a synchronous copy makes the host wait unless
@@ -253,7 +231,10 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (g_sticky != cudaSuccess) return g_sticky;
   if (bytes && !is_device(p, bytes)) return ret(cudaErrorInvalidValue);
-  if (bytes) std::memset(p, value, bytes);
+  if (bytes) {
+    DeviceAccess open;
+    std::memset(p, value, bytes);
+  }
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }

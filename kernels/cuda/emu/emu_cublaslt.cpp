@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "emu_internal.h"
 #include "include/cublasLt.h"
 #include "include/cuda_bf16.h"
 
@@ -146,6 +147,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
   const int32_t batch = ld->batch;
   if (la->batch != batch || lb->batch != batch || lc->batch != batch) return refuse("the batch counts differ");
   const float alpha = *static_cast<const float*>(alpha_p), beta = *static_cast<const float*>(beta_p);
+  mu_emu::DeviceAccess open;
   std::vector<float> a, b;  // op(A) as m x k, op(B)^T as n x k, both row-major
   for (int32_t i = 0; i < batch; i++) {
     const char* Ai = static_cast<const char*>(A) + i * la->stride * static_cast<int64_t>(elem_size(la->type));

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "emu_internal.h"
 #include "include/cuda_bf16.h"
 #include "include/nccl.h"
 #ifdef MU_HAVE_MPI
@@ -145,6 +146,7 @@ ncclResult_t ncclGroupEnd() { return ncclSuccess; }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op,
                            ncclComm_t c, cudaStream_t) {
+  mu_emu::DeviceAccess open;
   if (!c) return refuse("ncclAllReduce on a null communicator");
   if (op != ncclSum) return refuse("only sums are emulated");
   if (c->world == 1) {
@@ -160,6 +162,7 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
 
 ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, int root,
                         ncclComm_t c, cudaStream_t) {
+  mu_emu::DeviceAccess open;
   if (!c) return refuse("ncclReduce on a null communicator");
   if (op != ncclSum) return refuse("only sums are emulated");
   if (root < 0 || root >= c->world) return refuse("ncclReduce: root outside the world");
@@ -176,6 +179,7 @@ ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType
 
 ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, ncclDataType_t t, ncclRedOp_t op,
                                ncclComm_t c, cudaStream_t s) {
+  mu_emu::DeviceAccess open;
   if (!c) return refuse("ncclReduceScatter on a null communicator");
   // Each rank's part, reduced to it in turn (the same order everywhere).
   const size_t es = type_size(t);
@@ -195,6 +199,7 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
 
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t t, int root, ncclComm_t c,
                            cudaStream_t) {
+  mu_emu::DeviceAccess open;
   if (!c) return refuse("ncclBroadcast on a null communicator");
   if (root < 0 || root >= c->world) return refuse("ncclBroadcast: root outside the world");
   const size_t bytes = count * type_size(t);
@@ -209,6 +214,7 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, ncclDataType_t t, ncclComm_t c,
                            cudaStream_t s) {
+  mu_emu::DeviceAccess open;
   if (!c) return refuse("ncclAllGather on a null communicator");
   const size_t bytes = send_count * type_size(t);
   char* own = static_cast<char*>(recv) + static_cast<size_t>(c->rank) * bytes;

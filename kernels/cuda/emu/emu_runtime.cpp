@@ -347,6 +347,7 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
     std::shuffle(blocks.begin(), blocks.end(), g_order_rng);
   }
   bool ok = true;
+  DeviceAccess open;
   for (uint64_t i = 0; ok && i < nblocks; i++) {
     uint64_t b = i;
     if (g_order == Order::Reverse) b = nblocks - 1 - i;
@@ -363,6 +364,17 @@ void launch(const void* fn, const Config& c, const std::function<void()>& body) 
 }
 
 void* dynamic_smem() { return g_run->smem; }
+
+std::string current_launch() { return g_run ? where() : std::string("a kernel"); }
+
+bool device_pointer(const void* p) { return p == nullptr || is_device(p, 0); }
+
+void bad_kernel_argument(const Config& c, int index) {
+  set_error(cudaErrorLaunchFailure,
+            std::string("launch at ") + c.file + ":" + std::to_string(c.line) + ": kernel argument " +
+                std::to_string(index) + " points outside device memory (a host pointer?)",
+            /*sticky=*/true);
+}
 
 void shared_static(void* p, size_t bytes) {
   // Runs on the launching thread (under the launch lock), once per thread and declaration.

@@ -54,12 +54,26 @@ Args<std::decay_t<A>...> args(A&&... a) {
 // the way the hardware would (block size, grid limits, shared memory). A bad configuration
 // sets the error cudaGetLastError returns, and runs nothing.
 void launch(const void* fn, const Config& c, const std::function<void()>& body);
+// Kernel arguments that are pointers must be null or point into (or just past) a device
+// allocation; a host pointer fails the launch, as dereferencing it would on the device.
+bool device_pointer(const void* p);
+void bad_kernel_argument(const Config& c, int index);
+template <class T>
+bool argument_ok(const T& v) {
+  if constexpr (std::is_pointer<T>::value)
+    return device_pointer(reinterpret_cast<const void*>(v));
+  else
+    return true;
+}
 template <class... P, class... A>
 void operator|(const Bound<P...>& b, Args<A...>&& a) {
   static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
   // Arguments are converted to the parameter types once, as the launch would; each thread
   // then gets its own copy, as each CUDA thread has its own parameters.
   const std::tuple<P...> params = std::make_from_tuple<std::tuple<P...>>(std::move(a.t));
+  int bad = -1, index = 0;
+  std::apply([&](const auto&... v) { ((bad < 0 && !argument_ok(v) ? bad = index : 0, index++), ...); }, params);
+  if (bad >= 0) return bad_kernel_argument(b.c, bad);
   void (*f)(P...) = b.f;
   launch(reinterpret_cast<const void*>(f), b.c, [&params, f] { std::apply(f, params); });
 }
