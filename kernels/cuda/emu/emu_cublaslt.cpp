@@ -26,7 +26,10 @@ struct cublasLtMatrixLayoutOpaque_t {
 };
 struct cublasLtMatmulPreferenceOpaque_t {
   uint64_t workspace = 0;
+  uint32_t align[4] = {0, 0, 0, 0};  // minimum alignments of A, B, C, D in bytes
 };
+// The algorithm the heuristic returned remembers the alignments it was chosen for.
+static_assert(sizeof(cublasLtMatmulAlgo_t) >= 4 * sizeof(uint32_t), "room for the alignments");
 
 namespace {
 
@@ -118,15 +121,17 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     cublasLtMatmulPreferenceAttributes_t a, const void* v,
                                                     size_t bytes) {
   if (a == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) return set(p->workspace, v, bytes);
-  uint32_t align = 0;
-  return set(align, v, bytes);  // alignments: accepted, every emulated address is fine
+  const int i = a - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES;
+  if (i < 0 || i > 3) return CUBLAS_STATUS_NOT_SUPPORTED;
+  return set(p->align[i], v, bytes);
 }
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
                                               cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatmulPreference_t, int requested,
+                                              cublasLtMatmulPreference_t pref, int requested,
                                               cublasLtMatmulHeuristicResult_t* results, int* found) {
-  if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+  if (requested < 1 || !pref) return CUBLAS_STATUS_INVALID_VALUE;
   results[0] = cublasLtMatmulHeuristicResult_t{};
+  std::memcpy(results[0].algo.data, pref->align, sizeof(pref->align));
   *found = 1;
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -134,8 +139,40 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void* alpha_p, const void* A,
                               cublasLtMatrixLayout_t la, const void* B, cublasLtMatrixLayout_t lb, const void* beta_p,
                               const void* C, cublasLtMatrixLayout_t lc, void* D, cublasLtMatrixLayout_t ld,
-                              const cublasLtMatmulAlgo_t* algo, void* workspace, size_t, cudaStream_t) {
-  if (!h || !d || !la || !lb || !lc || !ld || !algo || !workspace) return refuse("a null handle, descriptor or workspace");
+                              const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
+                              cudaStream_t) {
+  if (!h || !d || !la || !lb || !lc || !ld || !algo) return refuse("a null handle, descriptor or algorithm");
+  if (!workspace && workspace_bytes > 0) return refuse("a null workspace of nonzero size");
+  // An algorithm chosen for operands aligned to N bytes may use N-byte accesses: every batch
+  // item's address must have the alignment the plan declared (matmul.cu computes it).
+  uint32_t align[4];
+  std::memcpy(align, algo->data, sizeof(align));
+  const struct {
+    const void* p;
+    const cublasLtMatrixLayoutOpaque_t* l;
+    uint32_t min;
+    const char* name;
+  } ops[] = {{A, la, align[0], "A"}, {B, lb, align[1], "B"}, {C, lc, align[2], "C"}, {D, ld, align[3], "D"}};
+  for (const auto& o : ops) {
+    const int64_t es = static_cast<int64_t>(elem_size(o.l->type));
+    for (int32_t i = 0; i < o.l->batch; i++) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(o.p) + static_cast<uintptr_t>(i * o.l->stride * es);
+      if (o.min > 1 && at % o.min != 0) {
+        std::fprintf(stderr, "mu-emu: cublasLtMatmul: %s batch item %d at %p is not aligned to the %u bytes its plan declared\n",
+                     o.name, i, reinterpret_cast<void*>(at), o.min);
+        return CUBLAS_STATUS_INVALID_VALUE;
+      }
+    }
+    // the footprint: (batch-1)*stride + (cols-1)*ld + rows elements
+    const int64_t n = (o.l->batch - 1) * o.l->stride + (static_cast<int64_t>(o.l->cols) - 1) * o.l->ld +
+                      static_cast<int64_t>(o.l->rows);
+    if (o.l->rows > 0 && o.l->cols > 0 && !mu_emu::is_device(o.p, static_cast<size_t>(n * es))) {
+      std::fprintf(stderr, "mu-emu: cublasLtMatmul: %s (%llu x %llu, ld %lld, batch %d, stride %lld) reaches outside device memory\n",
+                   o.name, static_cast<unsigned long long>(o.l->rows), static_cast<unsigned long long>(o.l->cols),
+                   static_cast<long long>(o.l->ld), o.l->batch, static_cast<long long>(o.l->stride));
+      return CUBLAS_STATUS_INVALID_VALUE;
+    }
+  }
   const bool ta = d->ta == CUBLAS_OP_T, tb = d->tb == CUBLAS_OP_T;
   const int64_t m = static_cast<int64_t>(ld->rows), n = static_cast<int64_t>(ld->cols);
   const int64_t k = static_cast<int64_t>(ta ? la->rows : la->cols);

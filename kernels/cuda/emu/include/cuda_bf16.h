@@ -1,5 +1,5 @@
 // llm.mu's CUDA emulator: bfloat16 storage types and the conversions the kernels use, with
-// the device's rounding (to nearest even; NaN stays NaN).
+// the device's rounding (to nearest even; NaN becomes the canonical 0x7fff).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -26,7 +26,7 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   std::memcpy(&u, &f, 4);
   __nv_bfloat16 r;
   if ((u & 0x7fffffffu) > 0x7f800000u) {
-    r.__x = static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN, sign kept
+    r.__x = 0x7fff;  // NaN: the canonical one, as the device's conversion gives
   } else {
     u += 0x7fffu + ((u >> 16) & 1u);
     r.__x = static_cast<uint16_t>(u >> 16);
