@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -293,7 +295,10 @@ TEST_F(GpuDeviceModel, EmulatorReportsStuckBlocksTrapsAndEarlyReads) {
   early_read_kernel<<<1, 1, 16>>>(static_cast<const float*>(src.t().data), static_cast<float*>(out.t().data));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got = out.download();
-  EXPECT_TRUE(std::isnan(got[0])) << "a read before cp.async.wait_group saw " << got[0];
+  const char* delivery = std::getenv("MU_EMU_CPASYNC");  // "early": delivered at issue
+  if (!delivery || std::string(delivery) != "early") {
+    EXPECT_TRUE(std::isnan(got[0])) << "a read before cp.async.wait_group saw " << got[0];
+  }
   EXPECT_EQ(got[1], 1.0f);
   uncommitted_copy_kernel<<<1, 1, 16>>>(static_cast<const float*>(src.t().data), static_cast<float*>(out.t().data));
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure) << "a cp.async never committed";

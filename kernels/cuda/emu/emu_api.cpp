@@ -64,6 +64,8 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 
 }  // namespace
 
+bool device_faulted() { return g_sticky != cudaSuccess; }
+
 Counters counters() {
   std::lock_guard<std::mutex> lock(g_mutex);
   return g_counters;

@@ -14,6 +14,8 @@ const std::string& launch_error_text();
 // every synchronising call after it, as a device fault is.
 void set_error(cudaError_t e, const std::string& text, bool sticky = false);
 void count_launch();
+// Whether a kernel has failed (the sticky error): later launches then do nothing.
+bool device_faulted();
 // The running launch, for messages ("kernel launched at file:line, block ..., thread ...").
 std::string current_launch();
 

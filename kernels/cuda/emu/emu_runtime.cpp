@@ -319,6 +319,7 @@ static bool run_block(Run& run, const std::vector<int>& ord) {
 
 void launch(const void* fn, const Config& c, const std::function<void()>& body) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
+  if (device_faulted()) return;  // after a fault the device runs nothing more (the error stays)
   const cudaError_t bad = check_launch(fn, c);
   if (bad != cudaSuccess) {
     set_error(bad, std::string("launch at ") + c.file + ":" + std::to_string(c.line) + ": " + launch_error_text());
@@ -556,6 +557,21 @@ void cp_async16(void* dst, const void* src, bool valid) {
   if (reinterpret_cast<uintptr_t>(dst) % 16 || reinterpret_cast<uintptr_t>(src) % 16)
     trap("cp.async 16: an address is not 16-byte aligned");
   if (d < s || d + 16 > s + g_run->cfg->smem) trap("cp.async: the destination is outside the dynamic shared memory");
+  // MU_EMU_CPASYNC=early delivers at issue, the earliest the device may: a prefetch that
+  // overwrites a tile its own thread still reads shows up then, as the late default shows
+  // a read before the wait.
+  static const bool early = [] {
+    const char* e = std::getenv("MU_EMU_CPASYNC");
+    return e && std::string(e) == "early";
+  }();
+  if (early) {
+    if (valid)
+      std::memcpy(dst, src, 16);
+    else
+      std::memset(dst, 0, 16);
+    me().issued.push_back({nullptr, nullptr, false});  // still to be committed and waited for
+    return;
+  }
   me().issued.push_back({dst, src, valid});
 }
 
@@ -569,6 +585,7 @@ void cp_async_commit() {
 // commit belong to no group and are not waited for (PTX ISA, cp.async.wait_group).
 void cp_async_wait_all() {
   for (const Fiber::Copy& c : me().committed) {
+    if (!c.dst) continue;  // delivered at issue (MU_EMU_CPASYNC=early)
     if (c.valid)
       std::memcpy(c.dst, c.src, 16);
     else
