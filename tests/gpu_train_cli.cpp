@@ -43,38 +43,43 @@ std::map<int64_t, double> losses(const std::string& path, std::map<int64_t, std:
   return m;
 }
 
-TEST_F(GpuTrainCli, CudaRunTracksCpuRun) {
+// The same mu-train command (`opts`, logging every step) on cpu and on cuda; the per-step
+// losses of each, after checking both ran and the second on cuda.
+struct TwoRuns {
+  std::map<int64_t, double> cpu, cuda;
+};
+TwoRuns cpu_and_cuda(const std::string& opts) {
   const std::string c = make_temp_dir("gcpu"), g = make_temp_dir("ggpu");
-  RunResult rc = run_cmd(cmd("cpu", "--steps 40 --log " + c + "/m.jsonl"));
-  RunResult rg = run_cmd(cmd("cuda", "--steps 40 --log " + g + "/m.jsonl"));
-  ASSERT_EQ(rc.exit_code, 0) << rc.output;
-  ASSERT_EQ(rg.exit_code, 0) << rg.output;
+  RunResult rc = run_cmd(cmd("cpu", opts + " --log " + c + "/m.jsonl"));
+  RunResult rg = run_cmd(cmd("cuda", opts + " --log " + g + "/m.jsonl"));
+  EXPECT_EQ(rc.exit_code, 0) << rc.output;
+  EXPECT_EQ(rg.exit_code, 0) << rg.output;
   EXPECT_NE(rg.output.find("on cuda"), std::string::npos) << rg.output;
-  auto lc = losses(c + "/m.jsonl"), lg = losses(g + "/m.jsonl");
-  ASSERT_EQ(lg.size(), 40u);
+  return {losses(c + "/m.jsonl"), losses(g + "/m.jsonl")};
+}
+
+TEST_F(GpuTrainCli, CudaRunTracksCpuRun) {
+  TwoRuns r = cpu_and_cuda("--steps 40");
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(r.cuda.size(), 40u);
   // Same fp32 init rounded to bf16, bf16 activations/gradients: ~1e-2 relative noise per
   // step that Adam's normalised updates do not amplify much in 40 steps: within 5%.
-  for (auto& [s, v] : lc) EXPECT_NEAR(lg[s], v, 0.05 * v) << "step " << s;
-  EXPECT_LT(lg[40], lg[1] - 1.0) << "the cuda run did not learn";
+  for (auto& [s, v] : r.cpu) EXPECT_NEAR(r.cuda[s], v, 0.05 * v) << "step " << s;
+  EXPECT_LT(r.cuda[40], r.cuda[1] - 1.0) << "the cuda run did not learn";
 }
 
 // Muon on cuda: fp32 momentum, bf16 Polar Express through cuBLASLt batched by shape, NorMuon,
 // Q/K/V per head, with AdamW for the rest; against the fp32 cpu run from the same init.
 TEST_F(GpuTrainCli, CudaMuonRunTracksCpuRun) {
-  const std::string c = make_temp_dir("gmc"), g = make_temp_dir("gmg");
-  const std::string opt = "--optimizer muon --normuon --muon-ortho polar_express --muon-split-heads --steps 20 ";
-  RunResult rc = run_cmd(cmd("cpu", opt + "--log " + c + "/m.jsonl"));
-  RunResult rg = run_cmd(cmd("cuda", opt + "--log " + g + "/m.jsonl"));
-  ASSERT_EQ(rc.exit_code, 0) << rc.output;
-  ASSERT_EQ(rg.exit_code, 0) << rg.output;
-  auto lc = losses(c + "/m.jsonl"), lg = losses(g + "/m.jsonl");
-  ASSERT_EQ(lg.size(), 20u);
+  TwoRuns r = cpu_and_cuda("--optimizer muon --normuon --muon-ortho polar_express --muon-split-heads --steps 20");
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(r.cuda.size(), 20u);
   // The orthogonalized update does not depend on the gradient's scale and moves little with
   // a ~1e-2 relative perturbation of it (bf16 activations and gradients, bf16 Newton-Schulz
   // iterates): the emulator's run stays within 5e-4 of the cpu's; the device's own rounding
   // (fast exp, tensor-core summation order) adds ~1e-3. Within 2% at every step.
-  for (auto& [s, v] : lc) EXPECT_NEAR(lg[s], v, 0.02 * v) << "step " << s;
-  EXPECT_LT(lg[20], lg[1] - 1.0) << "the cuda Muon run did not learn";
+  for (auto& [s, v] : r.cpu) EXPECT_NEAR(r.cuda[s], v, 0.02 * v) << "step " << s;
+  EXPECT_LT(r.cuda[20], r.cuda[1] - 1.0) << "the cuda Muon run did not learn";
 }
 
 TEST_F(GpuTrainCli, CudaResumeIsBitwiseExact) {

@@ -408,6 +408,18 @@ void block_barrier() {
   suspend();
 }
 
+// The calling thread arrives at warp collective `what` over the lanes in `mask`; `op` (if
+// any) runs once all of them have, over their fibers. The caller fills in its operands and
+// suspends.
+static Fiber& arrive_warp(const char* what, unsigned mask, WarpOp op) {
+  Fiber& f = me();
+  f.wait = Wait::Warp;
+  f.what = what;
+  f.mask = mask;
+  f.op = op;
+  return f;
+}
+
 static void check_mask_has_me(unsigned mask, const char* what) {
   if (!(mask >> lane_of(g_run->current) & 1u)) {
     static thread_local char buf[160];
@@ -419,11 +431,7 @@ static void check_mask_has_me(unsigned mask, const char* what) {
 
 void warp_barrier(unsigned mask) {
   check_mask_has_me(mask, "__syncwarp");
-  Fiber& f = me();
-  f.wait = Wait::Warp;
-  f.what = "__syncwarp";
-  f.mask = mask;
-  f.op = nullptr;
+  arrive_warp("__syncwarp", mask, nullptr);
   suspend();
 }
 
@@ -455,12 +463,8 @@ static void shuffle_op(Fiber* const* lanes, unsigned mask) {
 uint64_t shuffle(unsigned mask, uint64_t bits, int kind, int arg, int width) {
   check_mask_has_me(mask, "__shfl_*_sync");
   if (width <= 0 || width > 32 || (width & (width - 1))) trap("__shfl_*_sync: width is not a power of two <= 32");
-  Fiber& f = me();
-  f.wait = Wait::Warp;
   static const char* const kWhat[] = {"__shfl_xor_sync", "__shfl_sync", "__shfl_down_sync", "__shfl_up_sync"};
-  f.what = kWhat[kind & 3];  // lanes at different modes do not complete together
-  f.mask = mask;
-  f.op = shuffle_op;
+  Fiber& f = arrive_warp(kWhat[kind & 3], mask, shuffle_op);  // different modes do not complete together
   f.bits = bits;
   f.kind = kind;
   f.arg = arg;
@@ -507,11 +511,7 @@ static void mma_op(Fiber* const* lanes, unsigned) {
 }
 
 void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  Fiber& f = me();
-  f.wait = Wait::Warp;
-  f.what = "mma.sync.m16n8k16";
-  f.mask = 0xffffffffu;
-  f.op = mma_op;
+  Fiber& f = arrive_warp("mma.sync.m16n8k16", 0xffffffffu, mma_op);
   f.d = d;
   f.a = a;
   f.b0 = b0;
@@ -540,11 +540,7 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans) {
   const unsigned char* s = g_run->smem;
   const unsigned char* p = static_cast<const unsigned char*>(row);
   if (p < s || p + 16 > s + g_run->cfg->smem) trap("ldmatrix: a row address is outside the dynamic shared memory");
-  Fiber& f = me();
-  f.wait = Wait::Warp;
-  f.what = trans ? "ldmatrix.x4.trans" : "ldmatrix.x4";
-  f.mask = 0xffffffffu;
-  f.op = ldmatrix_op;
+  Fiber& f = arrive_warp(trans ? "ldmatrix.x4.trans" : "ldmatrix.x4", 0xffffffffu, ldmatrix_op);
   f.row = row;
   f.r = r;
   f.trans = trans;
