@@ -27,8 +27,9 @@ struct Span {
   const char* lo;
   const char* hi;
 };
-Span span_of(const Tensor& t, int64_t batch, int64_t stride, int64_t item) {
-  const int64_t n = batch > 1 ? (batch - 1) * (stride ? stride : item) + item : item;
+// `item` is one matrix's footprint, `packed` its default batch stride.
+Span span_of(const Tensor& t, int64_t batch, int64_t stride, int64_t item, int64_t packed) {
+  const int64_t n = batch > 1 ? (batch - 1) * (stride ? stride : packed) + item : item;
   const char* lo = static_cast<const char*>(t.data);
   return {lo, lo + n * static_cast<int64_t>(dtype_size(t.dtype))};
 }
@@ -53,16 +54,28 @@ void matmul(const MatmulParams& p) {
            p.trans_b ? "^T" : "", static_cast<long long>(am), static_cast<long long>(ak),
            static_cast<long long>(bk), static_cast<long long>(bn));
   MU_CHECK(p.stride_a >= 0 && p.stride_b >= 0 && p.stride_out >= 0, "matmul: negative batch stride");
-  MU_CHECK(p.stride_out == 0 || p.stride_out >= M * N,
+  MU_CHECK(p.ld_out == 0 || p.ld_out >= N, "matmul: ld_out %lld is below out's %lld columns",
+           static_cast<long long>(p.ld_out), static_cast<long long>(N));
+  const int64_t ld = p.ld_out ? p.ld_out : N;
+  const int64_t out_item = M > 0 ? (M - 1) * ld + N : 0;  // one out matrix's footprint
+  MU_CHECK(p.stride_out == 0 || p.stride_out >= out_item,
            "matmul: stride_out %lld is smaller than one out matrix (%lld elements): batch items would overlap",
-           static_cast<long long>(p.stride_out), static_cast<long long>(M * N));
-  const Span so = span_of(p.out, p.batch, p.stride_out, M * N);
-  MU_CHECK(!overlap(so, span_of(p.a, p.batch, p.stride_a, ar * ac)) &&
-               !overlap(so, span_of(p.b, p.batch, p.stride_b, br * bc)),
+           static_cast<long long>(p.stride_out), static_cast<long long>(out_item));
+  const Span so = span_of(p.out, p.batch, p.stride_out, out_item, M * ld);
+  MU_CHECK(!overlap(so, span_of(p.a, p.batch, p.stride_a, ar * ac, ar * ac)) &&
+               !overlap(so, span_of(p.b, p.batch, p.stride_b, br * bc, br * bc)),
            "matmul: out overlaps an input (a or b); the product needs a separate output buffer");
+  if (!p.c.empty()) {
+    check_same_device(op, {p.out, p.c});
+    MU_CHECK(p.c.dtype == p.out.dtype && p.c.shape == p.out.shape, "matmul: c is %s, expected out's %s",
+             p.c.str().c_str(), p.out.str().c_str());
+    MU_CHECK(p.c.data == p.out.data || !overlap(so, span_of(p.c, p.batch, p.stride_out, out_item, M * ld)),
+             "matmul: c partly overlaps out; it must be out itself or lie apart from it");
+  }
 
   if (p.out.device == Device::CUDA) return cuda::matmul(p);
   check_cpu_f32(op, {{"out", p.out}, {"a", p.a}, {"b", p.b}});
+  if (!p.c.empty()) check_cpu_f32(op, {{"c", p.c}});
   cpu::matmul(p);
 }
 

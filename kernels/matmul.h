@@ -21,6 +21,15 @@ struct MatmulParams {
   // memory the caller provides spans (batch-1)*stride + rows*cols elements).
   int64_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_out = 0;
+  // Row pitch of out (and c) in elements; 0 means N (rows packed). A larger pitch makes out a
+  // block of a wider matrix (the symmetric products of optim/orthogonalize.cpp write blocks).
+  // Then a nonzero stride_out must be at least (M-1)*ld_out + N; the default is M*ld_out.
+  int64_t ld_out = 0;
+  // Optional: the beta term reads c instead of out, out = alpha * op(a) @ op(b) + beta * c.
+  // c has out's shape, dtype, row pitch and batch stride; it is out itself or lies apart from
+  // it, and it may overlap a or b (it is only read). It saves a copy when out must start as
+  // another tensor (X = a X + B' X writes the next iterate from the current one).
+  Tensor c;
 };
 
 // out must not overlap a or b.

@@ -85,4 +85,15 @@ void muon_apply(const MuonApplyParams& p) {
   cpu::muon_apply(p);
 }
 
+void mirror_lower_blocks(Tensor x, int64_t block) {
+  const char* op = "mirror_lower_blocks";
+  check_present(op, {{"x", x}});
+  MU_CHECK(x.ndim() == 3 && x.size(1) == x.size(2), "%s: x is %s, expected square matrices (batch, m, m)", op,
+           x.str().c_str());
+  MU_CHECK(block >= 1, "%s: block is %lld, must be >= 1", op, static_cast<long long>(block));
+  if (x.device == Device::CUDA) return cuda::mirror_lower_blocks(x, block);
+  check_cpu_f32(op, {{"x", x}});
+  cpu::mirror_lower_blocks(x, block);
+}
+
 }  // namespace mu

@@ -7,6 +7,8 @@
 //   frobenius_normalize  X = X / (||X||_F * scale + eps), per batch item, the sum in fp32 or wider
 //   normuon_normalize    NorMuon: per-neuron second moment, norm-preserving rescale
 //   muon_apply           weight decay (decoupled | cautious | none) and W -= lr * scale * O
+//   mirror_lower_blocks  completes a symmetric product computed block by block above the
+//                        diagonal (optim/orthogonalize.cpp)
 #pragma once
 #include <cstdint>
 
@@ -60,5 +62,12 @@ struct MuonApplyParams {
 // cautious:  W = W - lr*wd*[O*W >= 0]*W - lr*scale*O   (the mask from W before the step)
 // none:      W = W - lr*scale*O
 void muon_apply(const MuonApplyParams& p);
+
+// x: (batch, m, m) symmetric matrices of which only the blocks on and above the diagonal of a
+// grid of `block` x `block` blocks hold values (the last block row and column may be narrower).
+// Writes every block below the diagonal as the transpose of its mirror: x[i][j] = x[j][i]
+// wherever i / block > j / block. The diagonal blocks are left as they are. F32 on the cpu,
+// F32 or BF16 on cuda (an exact copy either way).
+void mirror_lower_blocks(Tensor x, int64_t block);
 
 }  // namespace mu

@@ -1,5 +1,6 @@
 #include "optim/orthogonalize.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/transfer.h"
@@ -54,7 +55,57 @@ OrthoNormalisation ortho_normalisation(OrthoKind k) {
   return k == OrthoKind::Ns5 ? OrthoNormalisation{1.0, 1e-7} : OrthoNormalisation{1.02, 1e-6};
 }
 
-void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps) {
+namespace {
+
+// The (batch, rows, cols) view of t's memory from element `offset` on.
+Tensor view_at(const Tensor& t, int64_t offset, Shape s) {
+  return Tensor(static_cast<char*>(t.data) + offset * static_cast<int64_t>(dtype_size(t.dtype)), t.dtype, t.device, s);
+}
+
+}  // namespace
+
+void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, int blocks) {
+  MU_CHECK(x.ndim() == 3 && out.ndim() == 3, "symmetric_product: x %s and out %s must be (batch, rows, cols)",
+           x.str().c_str(), out.str().c_str());
+  const int64_t batch = x.size(0), m = x.size(1), k = x.size(2);
+  check_shape("symmetric_product", "out", out, Shape{batch, m, m});
+  MU_CHECK(blocks >= 1, "symmetric_product: %d blocks, must be >= 1", blocks);
+  if (blocks == 1 || m < 2) {
+    MatmulParams p;
+    p.out = out;
+    p.a = x;
+    p.b = x;
+    p.trans_b = true;
+    p.alpha = alpha;
+    p.beta = beta;
+    p.c = c;
+    p.batch = batch;
+    matmul(p);
+    return;
+  }
+  const int64_t hb = (m + blocks - 1) / blocks;  // block rows; the last block may be narrower
+  for (int64_t i0 = 0; i0 < m; i0 += hb)
+    for (int64_t j0 = i0; j0 < m; j0 += hb) {  // block (i, j) = X_i X_j^T, rows i0.., columns j0..
+      const int64_t hi = std::min(hb, m - i0), hj = std::min(hb, m - j0);
+      MatmulParams p;
+      p.out = view_at(out, i0 * m + j0, Shape{batch, hi, hj});
+      p.ld_out = m;
+      p.stride_out = m * m;
+      p.a = view_at(x, i0 * k, Shape{batch, hi, k});
+      p.stride_a = m * k;
+      p.b = view_at(x, j0 * k, Shape{batch, hj, k});
+      p.stride_b = m * k;
+      p.trans_b = true;
+      p.alpha = alpha;
+      p.beta = beta;
+      if (!c.empty()) p.c = view_at(c, i0 * m + j0, Shape{batch, hi, hj});
+      p.batch = batch;
+      matmul(p);
+    }
+  mirror_lower_blocks(out, hb);
+}
+
+void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps, int symmetric_blocks) {
   MU_CHECK(x.ndim() == 3, "orthogonalize: x is %s, expected (batch, m, n)", x.str().c_str());
   const int64_t batch = x.size(0), m = x.size(1), n = x.size(2);
   MU_CHECK(m <= n, "orthogonalize: x is %s; the caller transposes tall matrices so that m <= n", x.str().c_str());
@@ -82,32 +133,18 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
     copy(ws.xb, x);  // rounded once to bf16 (nearest even)
     cur = ws.xb;
   }
+  const int blocks = symmetric_blocks > 0 ? symmetric_blocks : (m >= kSymmetricMinRows ? 2 : 1);
   for (const QuinticCoeffs& q : ortho_coefficients(kind, steps)) {
-    MatmulParams gram;  // A' = X X^T
-    gram.out = ws.gram;
-    gram.a = cur;
-    gram.b = cur;
-    gram.trans_b = true;
-    gram.batch = batch;
-    matmul(gram);
-
-    copy(ws.poly, ws.gram);  // B' = b A' + c A' A'
-    MatmulParams poly;
-    poly.out = ws.poly;
-    poly.a = ws.gram;
-    poly.b = ws.gram;
-    poly.alpha = static_cast<float>(q.c);
-    poly.beta = static_cast<float>(q.b);
-    poly.batch = batch;
-    matmul(poly);
-
-    copy(next, cur);  // X = a X + B' X
-    MatmulParams comb;
+    symmetric_product(ws.gram, cur, 1.0f, 0.0f, Tensor(), blocks);  // A' = X X^T
+    // B' = b A' + c A'A', with A'A' = A' A'^T (A' is symmetric)
+    symmetric_product(ws.poly, ws.gram, static_cast<float>(q.c), static_cast<float>(q.b), ws.gram, blocks);
+    MatmulParams comb;  // X = a X + B' X, into the other buffer
     comb.out = next;
     comb.a = ws.poly;
     comb.b = cur;
     comb.alpha = 1.0f;
     comb.beta = static_cast<float>(q.a);
+    comb.c = cur;
     comb.batch = batch;
     matmul(comb);
     std::swap(cur, next);

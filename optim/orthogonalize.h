@@ -49,11 +49,26 @@ struct OrthoWorkspace {
   Tensor xb;    // (batch, m, n) BF16: the rounded iterate (BF16 workspaces only)
 };
 
+// The products X X^T and A'A' = A' A'^T are symmetric. cuBLASLt has no symmetric (SYRK-like)
+// bf16 product, so from kSymmetricMinRows rows on they are computed as GEMMs of the blocks on
+// and above the diagonal of a 2 x 2 grid (3 of 4 blocks), the fourth block copied transposed
+// (mirror_lower_blocks): 3.5 m^2 n + 1.5 m^3 FLOPs per step instead of 4 m^2 n + 2 m^3. Below
+// that the smaller GEMMs and the extra launches would cost more than they save (a guess until
+// mu-bench --muon measures both on a GPU). The FLOP accounting of mu-bench stays the issue's
+// 4 m^2 n + 2 m^3.
+constexpr int64_t kSymmetricMinRows = 1024;
+
 // Orthogonalizes every item of x (batch, m, n) F32, m <= n, in place: normalise, then `steps`
-// quintic iterations. The workspace tensors must have matching shapes. X X^T and A'A' are
-// symmetric, but cuBLASLt has no symmetric (SYRK-like) bf16 product, so they are computed
-// whole; the FLOP accounting (4 m^2 n + 2 m^3 per step) counts them whole too.
-void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps);
+// quintic iterations. The workspace tensors must have matching shapes. `symmetric_blocks`
+// splits the symmetric products into that many block rows (1: whole GEMMs); 0 chooses (2 from
+// kSymmetricMinRows rows on, else 1).
+void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps, int symmetric_blocks = 0);
+
+// out = alpha * X X^T + beta * c for every item: X (batch, m, k), out (batch, m, m) and c (out's
+// shape; empty when beta == 0; it may be X's own memory) of one dtype. With blocks > 1, GEMMs
+// of the blocks on and above the diagonal of a blocks x blocks grid, then the mirror copy:
+// c must then be symmetric (only its blocks on and above the diagonal are read).
+void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, int blocks);
 
 // ||X X^T - I||_F / sqrt(m) of one (m, n) matrix, m <= n (0 for an exactly semi-orthogonal
 // X); `gram` is (m, m) scratch. Copies m*m floats to the host: for diagnostics only.

@@ -1,8 +1,8 @@
 // The cuBLASLt matmul wrapper against the cpu GEMM (test_kernels_matmul proves that one):
 // all four trans combinations on odd shapes, beta = 0 (out poisoned: it must not be read)
 // and beta = 1 (accumulate), bf16 -> bf16, bf16 -> f32 and f32 -> f32, strided batches with
-// gaps between items, K = 0, and an operand whose pointer is not 256-byte aligned (the plan
-// cache keys on alignment).
+// gaps between items, out with a row pitch and a separate c, K = 0, and an operand whose
+// pointer is not 256-byte aligned (the plan cache keys on alignment).
 #include "kernels/matmul.h"
 #include "tests/gpu_test_util.h"
 
@@ -18,12 +18,15 @@ struct Dims {
 };
 
 // Runs one product on both backends and compares. ab/out: dtypes of the operands and out.
+// ld_pad > 0: out's rows are N + ld_pad apart (a block of a wider matrix). separate_c: on the
+// device the beta term reads a separate c (out poisoned); the cpu computes it in place.
 void check_product(Dims d, bool ta, bool tb, DType ab, DType out_t, float alpha, float beta, int64_t batch, int64_t pad,
-                   std::mt19937& rng) {
+                   std::mt19937& rng, int64_t ld_pad = 0, bool separate_c = false) {
   const int64_t ar = ta ? d.K : d.M, ac = ta ? d.M : d.K, br = tb ? d.N : d.K, bc = tb ? d.K : d.N;
+  const int64_t ld = d.N + ld_pad;
   // Batch items sit `pad` elements apart beyond their size (a strided batch with gaps).
-  const int64_t sa = ar * ac + pad, sb = br * bc + pad, so = d.M * d.N + pad;
-  const int64_t na = (batch - 1) * sa + ar * ac, nb = (batch - 1) * sb + br * bc, no = (batch - 1) * so + d.M * d.N;
+  const int64_t sa = ar * ac + pad, sb = br * bc + pad, so = d.M * ld + pad;
+  const int64_t na = (batch - 1) * sa + ar * ac, nb = (batch - 1) * sb + br * bc, no = (batch - 1) * so + d.M * ld;
   const std::vector<float> a = rounded_if(random_vec(na, rng), ab), b = rounded_if(random_vec(nb, rng), ab);
   const std::vector<float> c0 = rounded_if(random_vec(no, rng), out_t);
   const bool batched = batch > 1;
@@ -45,36 +48,46 @@ void check_product(Dims d, bool ta, bool tb, DType ab, DType out_t, float alpha,
     hp.stride_b = sb;
     hp.stride_out = so;
   }
+  if (ld_pad) hp.ld_out = ld;
   matmul(hp);
 
-  DevTensor da(ab, {na}), db(ab, {nb}), dc(out_t, {no});
+  DevTensor da(ab, {na}), db(ab, {nb}), dc(out_t, {no}), dsep(out_t, {no});
   da.upload(a);
   db.upload(b);
-  if (beta == 0.0f)
-    dc.poison();  // beta 0: out must not be read (NaN * 0 would be NaN)
+  if (beta == 0.0f || separate_c)
+    dc.poison();  // out must not be read (NaN * 0 would be NaN)
   else
     dc.upload(c0);
   MatmulParams dp = hp;
   dp.a = Tensor(da.t().data, ab, Device::CUDA, hp.a.shape);
   dp.b = Tensor(db.t().data, ab, Device::CUDA, hp.b.shape);
   dp.out = Tensor(dc.t().data, out_t, Device::CUDA, hp.out.shape);
+  if (separate_c) {
+    dsep.upload(c0);
+    dp.c = Tensor(dsep.t().data, out_t, Device::CUDA, hp.out.shape);
+  }
   matmul(dp);
 
   std::vector<float> got = dc.download(), want = values(hc);
-  if (beta == 0.0f && pad > 0) {  // the gaps between out items are not part of the product
-    for (int64_t i = 0; i < no; i++)
-      if (i % so >= d.M * d.N) got[i] = want[i] = 0.0f;
-  }
+  const int64_t N = d.N, M = d.M;
+  auto in_gap = [=](int64_t i) { return i % so >= M * ld || i % so % ld >= N; };
+  for (int64_t i = 0; i < no; i++)  // the gaps between out rows and items are not part of the product
+    if (in_gap(i)) {
+      if (!(beta == 0.0f || separate_c)) {
+        EXPECT_EQ(got[i], want[i]) << "gap element " << i << " was written";
+      }
+      got[i] = want[i] = 0.0f;
+    }
+  if (separate_c) expect_close(dsep.download(), c0, 0.0, 0.0, "c (only read)");
   // Both accumulate exact products of the same operands in fp32 (cuBLASLt: CUBLAS_COMPUTE_32F,
   // no TF32), in different orders: ~K * 6e-8 of the partial sums' size, 1e-5 * sqrt(K) absolute
   // covers it. A bf16 out is rounded once more: 2^-9 relative (8e-3 with a boundary-crossing margin).
   const double atol = 1e-5 * std::sqrt(static_cast<double>(d.K) + 1.0);
   const double rtol = out_t == DType::BF16 ? 8e-3 : 1e-5;
-  const int64_t N = d.N, M = d.M;
   expect_close(got, want, atol, rtol, "out", [=](size_t i) {
     const int64_t item = static_cast<int64_t>(i) / so, r = static_cast<int64_t>(i) % so;
-    return "(batch " + std::to_string(item) + ", row " + std::to_string(r / N) + ", col " + std::to_string(r % N) +
-           (r >= M * N ? ", in the gap" : "") + ")";
+    return "(batch " + std::to_string(item) + ", row " + std::to_string(r / ld) + ", col " + std::to_string(r % ld) +
+           (in_gap(static_cast<int64_t>(i)) ? ", in a gap" : "") + ")";
   });
 }
 
@@ -109,6 +122,21 @@ TEST_F(GpuMatmul, StridedBatches) {
       SCOPED_TRACE(name({40, 72, 56}, ta, tb, DType::BF16, DType::F32, 1.0f, 3));
       check_product({40, 72, 56}, ta, tb, DType::BF16, DType::F32, -1.0f, 1.0f, 3, pad, rng);
     }
+}
+
+// out as a block of a wider matrix (rows ld_out apart) and the beta term from a separate c, as
+// Muon's symmetric products use them; the gaps must keep their values.
+TEST_F(GpuMatmul, RowPitchAndSeparateC) {
+  std::mt19937 rng(44);
+  for (int t = 0; t < 4; t++) {
+    const bool ta = t & 1, tb = t & 2;
+    SCOPED_TRACE(name({40, 24, 56}, ta, tb, DType::BF16, DType::BF16, 1.0f, 3) + " ld pad 40");
+    check_product({40, 24, 56}, ta, tb, DType::BF16, DType::BF16, 1.0f, 0.0f, 3, 16, rng, 40, false);
+    SCOPED_TRACE("separate c");
+    check_product({40, 24, 56}, ta, tb, DType::BF16, DType::BF16, -2.0f, 0.75f, 3, 16, rng, 40, true);
+    check_product({33, 17, 20}, ta, tb, DType::F32, DType::F32, 1.0f, 3.4445f, 1, 0, rng, 0, true);
+    check_product({33, 17, 20}, ta, tb, DType::BF16, DType::F32, 1.0f, 1.0f, 2, 0, rng, 7, true);
+  }
 }
 
 TEST_F(GpuMatmul, EmptyKScalesOut) {

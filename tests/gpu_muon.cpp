@@ -188,38 +188,58 @@ TEST_F(GpuMuon, Bf16OrthogonalizeStaysInTheBand) {
   std::mt19937 rng(36);
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {{3, 64, 160}, {2, 32, 128}, {2, 48, 48}};
   for (auto [batch, m, n] : shapes)
-    for (OrthoKind kind : {OrthoKind::Ns5, OrthoKind::PolarExpress}) {
-      SCOPED_TRACE(std::string(ortho_name(kind)) + " " + std::to_string(batch) + "x" + std::to_string(m) + "x" +
-                   std::to_string(n));
-      std::normal_distribution<float> g(0.0f, 1.0f);
-      std::vector<float> x(static_cast<size_t>(batch * m * n));
-      for (float& v : x) v = g(rng);
-      // fp32 on the cpu: the reference
-      HostTensor hx = host_f32({batch, m, n}, x), h2 = HostTensor::f32({batch, m, n});
-      HostTensor hg = HostTensor::f32({batch, m, m}), hp = HostTensor::f32({batch, m, m});
-      orthogonalize(hx, OrthoWorkspace{h2, hg, hp, Tensor()}, kind, 5);
-      // bf16 on the device, outputs poisoned
-      DevTensor dx(DType::F32, {batch, m, n}), d2(DType::BF16, {batch, m, n}), db(DType::BF16, {batch, m, n});
-      DevTensor dg(DType::BF16, {batch, m, m}), dp(DType::BF16, {batch, m, m});
-      dx.upload(x);
-      d2.poison();
-      db.poison();
-      dg.poison();
-      dp.poison();
-      orthogonalize(dx, OrthoWorkspace{d2, dg, dp, db}, kind, 5);
-      const std::vector<float> got = dx.download();
-      for (float v : got) ASSERT_TRUE(std::isfinite(v));
-      // ~1e-2 expected from the rounding above; 5e-2 bounds it
-      EXPECT_LT(rel_l2(got, values(hx)), 5e-2);
-      const bool square = m == n;  // square Gaussians have tiny singular values: only the top is banded
-      const double lo = kind == OrthoKind::Ns5 ? 0.6 : 0.8, hi = 1.22;
-      for (int64_t b = 0; b < batch; b++) {
-        const std::vector<double> sv = mu::test::singular_values(got.data() + b * m * n, m, n);
-        EXPECT_LE(sv.back(), hi) << "item " << b;
-        if (!square) {
-          EXPECT_GE(sv.front(), lo) << "item " << b;
+    for (OrthoKind kind : {OrthoKind::Ns5, OrthoKind::PolarExpress})
+      for (int blocks : {1, 2, 3}) {  // whole GEMMs, and the symmetric products by blocks
+        SCOPED_TRACE(std::string(ortho_name(kind)) + " " + std::to_string(batch) + "x" + std::to_string(m) + "x" +
+                     std::to_string(n) + " blocks " + std::to_string(blocks));
+        std::normal_distribution<float> g(0.0f, 1.0f);
+        std::vector<float> x(static_cast<size_t>(batch * m * n));
+        for (float& v : x) v = g(rng);
+        // fp32 on the cpu: the reference
+        HostTensor hx = host_f32({batch, m, n}, x), h2 = HostTensor::f32({batch, m, n});
+        HostTensor hg = HostTensor::f32({batch, m, m}), hp = HostTensor::f32({batch, m, m});
+        orthogonalize(hx, OrthoWorkspace{h2, hg, hp, Tensor()}, kind, 5);
+        // bf16 on the device, outputs poisoned
+        DevTensor dx(DType::F32, {batch, m, n}), d2(DType::BF16, {batch, m, n}), db(DType::BF16, {batch, m, n});
+        DevTensor dg(DType::BF16, {batch, m, m}), dp(DType::BF16, {batch, m, m});
+        dx.upload(x);
+        d2.poison();
+        db.poison();
+        dg.poison();
+        dp.poison();
+        orthogonalize(dx, OrthoWorkspace{d2, dg, dp, db}, kind, 5, blocks);
+        const std::vector<float> got = dx.download();
+        for (float v : got) ASSERT_TRUE(std::isfinite(v));
+        // ~1e-2 expected from the rounding above; 5e-2 bounds it
+        EXPECT_LT(rel_l2(got, values(hx)), 5e-2);
+        const bool square = m == n;  // square Gaussians have tiny singular values: only the top is banded
+        const double lo = kind == OrthoKind::Ns5 ? 0.6 : 0.8, hi = 1.22;
+        for (int64_t b = 0; b < batch; b++) {
+          const std::vector<double> sv = mu::test::singular_values(got.data() + b * m * n, m, n);
+          EXPECT_LE(sv.back(), hi) << "item " << b;
+          if (!square) {
+            EXPECT_GE(sv.front(), lo) << "item " << b;
+          }
         }
       }
+}
+
+// The mirror copy that completes a symmetric product computed by blocks: an exact copy, so the
+// device must equal the cpu bit for bit, in both dtypes; odd sizes leave partial 32 x 32 tiles
+// and a narrower last block, and block 1 mirrors everything below the diagonal.
+TEST_F(GpuMuon, MirrorLowerBlocksMatchesCpu) {
+  std::mt19937 rng(37);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [m, block] : std::vector<std::pair<int64_t, int64_t>>{{70, 24}, {70, 35}, {33, 1}, {96, 64}, {5, 5}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " m=" + std::to_string(m) + " block=" + std::to_string(block));
+      const int64_t batch = 3;
+      const std::vector<float> x = rounded_if(random_vec(batch * m * m, rng), dt);
+      HostTensor hx = host_f32({batch, m, m}, x);
+      mirror_lower_blocks(hx, block);
+      DevTensor dx(dt, {batch, m, m});
+      dx.upload(x);
+      mirror_lower_blocks(dx, block);
+      expect_close(dx.download(), values(hx), 0.0, 0.0, "x");
     }
 }
 

@@ -17,6 +17,7 @@
 #include "core/arena.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
+#include "kernels/muon.h"
 #include "model/config.h"
 #include "model/layout.h"
 #include "optim/muon.h"
@@ -138,6 +139,108 @@ TEST(MuonMath, BatchedEqualsOneAtATime) {
   }
   orthogonalize(x, OrthoWorkspace{x2, g, p, Tensor()}, OrthoKind::PolarExpress, 5);
   EXPECT_EQ(values(x), single);
+}
+
+TEST(MuonMath, MirrorLowerBlocksCopiesTheTransposeBelowTheDiagonalBlocks) {
+  const int64_t B = 2, m = 7, block = 3;  // blocks of rows 0-2, 3-5, 6
+  HostTensor x = HostTensor::f32({B, m, m});
+  Rng rng(21);
+  fill_normal(x, rng);
+  const std::vector<float> before = values(x);
+  mirror_lower_blocks(x, block);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        const int64_t e = b * m * m + i * m + j;
+        const bool below = i / block > j / block;
+        EXPECT_EQ(x.f32()[e], below ? before[b * m * m + j * m + i] : before[e]) << b << " " << i << " " << j;
+      }
+  EXPECT_THROW(mirror_lower_blocks(HostTensor::f32({1, 3, 4}), 2), Error);  // not square
+  EXPECT_THROW(mirror_lower_blocks(x, 0), Error);
+}
+
+// The float64 quintic iteration of orthogonalize.h, by loops: X / (||X||_F * s + eps), then
+// A = X X^T, B = b A + c A A, X = a X + B X per step.
+std::vector<double> quintic_f64(const float* x0, int64_t m, int64_t n, OrthoKind kind, int steps) {
+  std::vector<double> x(x0, x0 + m * n), a(m * m), p(m * m), next(m * n);
+  double fro = 0;
+  for (double v : x) fro += v * v;
+  const OrthoNormalisation nz = ortho_normalisation(kind);
+  for (double& v : x) v /= std::sqrt(fro) * nz.norm_scale + nz.eps;
+  for (const QuinticCoeffs& q : ortho_coefficients(kind, steps)) {
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        double acc = 0;
+        for (int64_t k = 0; k < n; k++) acc += x[i * n + k] * x[j * n + k];
+        a[i * m + j] = acc;
+      }
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        double acc = 0;
+        for (int64_t k = 0; k < m; k++) acc += a[i * m + k] * a[k * m + j];
+        p[i * m + j] = q.b * a[i * m + j] + q.c * acc;
+      }
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) {
+        double acc = 0;
+        for (int64_t k = 0; k < m; k++) acc += p[i * m + k] * x[k * n + j];
+        next[i * n + j] = q.a * x[i * n + j] + acc;
+      }
+    x.swap(next);
+  }
+  return x;
+}
+
+// The symmetric products by blocks (3 of 4 blocks and a mirror copy, or 6 of 9 with 3 block
+// rows; odd sizes leave a narrower last block) give what whole GEMMs give, and both follow
+// the float64 iteration.
+TEST(MuonMath, SymmetricBlocksOrthogonalizeAsWholeGemms) {
+  struct Case {
+    int64_t m, n;
+  };
+  for (const Case c : {Case{9, 20}, Case{16, 16}, Case{7, 30}, Case{2, 5}})
+    for (OrthoKind kind : {OrthoKind::Ns5, OrthoKind::PolarExpress})
+      for (int blocks : {1, 2, 3}) {
+        const int64_t B = 2, m = c.m, n = c.n;
+        HostTensor x = HostTensor::f32({B, m, n}), x2 = HostTensor::f32({B, m, n});
+        HostTensor g = HostTensor::f32({B, m, m}), p = HostTensor::f32({B, m, m});
+        Rng rng(40 + m);
+        fill_normal(x, rng);
+        const std::vector<float> in = values(x);
+        orthogonalize(x, OrthoWorkspace{x2, g, p, Tensor()}, kind, 5, blocks);
+        double worst = 0;
+        for (int64_t b = 0; b < B; b++) {
+          const std::vector<double> want = quintic_f64(in.data() + b * m * n, m, n, kind, 5);
+          for (int64_t e = 0; e < m * n; e++) worst = std::max(worst, std::abs(x.f32()[b * m * n + e] - want[e]));
+        }
+        // entries are O(1) after the iteration; fp32 through 15 GEMMs with coefficients up to
+        // ~22 (Polar Express's first step) keeps them within ~1e-5 of float64
+        EXPECT_LT(worst, 3e-5) << m << "x" << n << " " << ortho_name(kind) << " blocks " << blocks;
+      }
+}
+
+TEST(MuonMath, SymmetricProductWithSeparateC) {
+  const int64_t B = 2, m = 11, k = 6;
+  HostTensor x = HostTensor::f32({B, m, k}), c = HostTensor::f32({B, m, m});
+  Rng rng(50);
+  fill_normal(x, rng);
+  fill_normal(c, rng);
+  for (int64_t b = 0; b < B; b++)  // c symmetric, as A' is where Muon passes it
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < i; j++) c.f32()[(b * m + i) * m + j] = c.f32()[(b * m + j) * m + i];
+  for (int blocks : {1, 2, 4}) {
+    HostTensor out = HostTensor::f32({B, m, m});
+    symmetric_product(out, x, 0.5f, -2.0f, c, blocks);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < m; j++) {
+          double acc = 0;
+          for (int64_t t = 0; t < k; t++)
+            acc += static_cast<double>(x.f32()[(b * m + i) * k + t]) * x.f32()[(b * m + j) * k + t];
+          const double want = 0.5 * acc - 2.0 * c.f32()[(b * m + i) * m + j];
+          EXPECT_NEAR(out.f32()[(b * m + i) * m + j], want, 1e-5) << blocks << " " << b << " " << i << " " << j;
+        }
+  }
 }
 
 TEST(MuonMath, LrScalesAreTheFormulas) {

@@ -250,7 +250,8 @@ void matmul(const MatmulParams& p) {
   const int64_t b_rows = p.b.size(p.b.ndim() - 2), b_cols = p.b.size(p.b.ndim() - 1);
   const int64_t sa = p.stride_a ? p.stride_a : a_rows * a_cols;
   const int64_t sb = p.stride_b ? p.stride_b : b_rows * b_cols;
-  const int64_t so = p.stride_out ? p.stride_out : M * N;
+  const int64_t ld = p.ld_out ? p.ld_out : N;
+  const int64_t so = p.stride_out ? p.stride_out : M * ld;
 
   Gemm g{};
   g.M = M;
@@ -261,12 +262,18 @@ void matmul(const MatmulParams& p) {
   g.cs_a = p.trans_a ? M : 1;
   g.rs_b = p.trans_b ? 1 : N;
   g.cs_b = p.trans_b ? K : 1;
-  g.ldc = N;
+  g.ldc = ld;
   g.alpha = p.alpha;
   g.beta = p.beta;
   const float* a = p.a.f32();
   const float* b = p.b.f32();
   float* out = p.out.f32();
+  // A separate c: out starts as c, then the product accumulates onto it with beta.
+  const float* c = !p.c.empty() && p.c.data != p.out.data && p.beta != 0.0f ? p.c.f32() : nullptr;
+  auto start_from_c = [&](int64_t i) {
+    if (!c) return;
+    for (int64_t r = 0; r < M; r++) std::memcpy(out + i * so + r * ld, c + i * so + r * ld, sizeof(float) * N);
+  };
 
   const int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // Many batch items: one thread per item (no per-item fork/join); few: thread each GEMM.
@@ -281,6 +288,7 @@ void matmul(const MatmulParams& p) {
       gi.a = a + i * sa;
       gi.b = b + i * sb;
       gi.c = out + i * so;
+      start_from_c(i);
       gemm(gi, 1, work + omp_get_thread_num() * per_thread);
     }
     return;
@@ -291,6 +299,7 @@ void matmul(const MatmulParams& p) {
     gi.a = a + i * sa;
     gi.b = b + i * sb;
     gi.c = out + i * so;
+    start_from_c(i);
     gemm(gi, nthreads, work);
   }
 }

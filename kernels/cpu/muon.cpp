@@ -146,5 +146,15 @@ void muon_apply(const MuonApplyParams& p) {
   }
 }
 
+void mirror_lower_blocks(Tensor x, int64_t block) {
+  const int64_t batch = x.size(0), m = x.size(1);
+  float* base = x.f32();
+  for (int64_t b = 0; b < batch; b++) {
+    float* a = base + b * m * m;
+    for (int64_t i = block; i < m; i++)
+      for (int64_t j = 0; j < (i / block) * block; j++) a[i * m + j] = a[j * m + i];  // j / block < i / block
+  }
+}
+
 }  // namespace cpu
 }  // namespace mu

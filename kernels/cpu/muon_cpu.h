@@ -11,6 +11,7 @@ void muon_momentum(const MuonMomentumParams& p);
 void frobenius_normalize(Tensor x, double norm_scale, double eps);
 void normuon_normalize(const NorMuonParams& p);
 void muon_apply(const MuonApplyParams& p);
+void mirror_lower_blocks(Tensor x, int64_t block);
 
 }  // namespace cpu
 }  // namespace mu

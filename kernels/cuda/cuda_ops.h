@@ -57,6 +57,7 @@ void muon_momentum(const MuonMomentumParams& p);
 void frobenius_normalize(Tensor x, double norm_scale, double eps);
 void normuon_normalize(const NorMuonParams& p);
 void muon_apply(const MuonApplyParams& p);
+void mirror_lower_blocks(Tensor x, int64_t block);  // F32 or BF16
 
 // ---- for mu-bench only ------------------------------------------------------------------
 // dst = src over `bytes` bytes with a plain 16-byte-per-thread copy kernel (no cudaMemcpy):

@@ -1,4 +1,5 @@
-// Row-major GEMM through cuBLASLt: out = alpha * op(a) @ op(b) + beta * out, optionally
+// Row-major GEMM through cuBLASLt: out = alpha * op(a) @ op(b) + beta * c (c is out unless
+// given; out may be a block of a wider matrix, its rows ld_out apart), optionally
 // strided-batched (kernels/matmul.h).
 //
 // cuBLASLt is column-major. A row-major (R, C) matrix is the column-major (C, R) matrix with
@@ -50,8 +51,8 @@ struct Plan {
 };
 
 // (device, M, N, K, trans_a, trans_b, batch, stride a/b/out, dtype ab, dtype out, beta != 0,
-//  alignment a/b/out)
-using PlanKey = std::array<int64_t, 16>;
+//  alignment a/b/out/c, ld_out)
+using PlanKey = std::array<int64_t, 18>;
 
 std::mutex g_mutex;
 std::map<int, DeviceState> g_devices;
@@ -85,7 +86,7 @@ cublasLtMatrixLayout_t make_layout(DType t, uint64_t rows, uint64_t cols, int64_
 }
 
 struct Dims {
-  int64_t M, N, K, sa, sb, so;
+  int64_t M, N, K, sa, sb, so, ld;  // ld: out's (and c's) row pitch
 };
 
 Plan make_plan(cublasLtHandle_t handle, const MatmulParams& p, const Dims& d, const PlanKey& key) {
@@ -104,7 +105,7 @@ Plan make_plan(cublasLtHandle_t handle, const MatmulParams& p, const Dims& d, co
     plan.lb = make_layout(p.a.dtype, d.M, d.K, d.M, p.batch, d.sa);
   else
     plan.lb = make_layout(p.a.dtype, d.K, d.M, d.K, p.batch, d.sa);
-  plan.lc = make_layout(p.out.dtype, d.N, d.M, d.N, p.batch, d.so);
+  plan.lc = make_layout(p.out.dtype, d.N, d.M, d.ld, p.batch, d.so);  // C and D share it
 
   cublasLtMatmulPreference_t pref = nullptr;
   MU_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -112,7 +113,7 @@ Plan make_plan(cublasLtHandle_t handle, const MatmulParams& p, const Dims& d, co
   MU_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   const uint32_t al_a = static_cast<uint32_t>(key[13]), al_b = static_cast<uint32_t>(key[14]),
-                 al_c = static_cast<uint32_t>(key[15]);
+                 al_d = static_cast<uint32_t>(key[15]), al_c = static_cast<uint32_t>(key[16]);
   // cuBLAS A is our b (key[14]), cuBLAS B is our a (key[13]).
   MU_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_b, sizeof(al_b)));
@@ -121,33 +122,42 @@ Plan make_plan(cublasLtHandle_t handle, const MatmulParams& p, const Dims& d, co
   MU_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
   MU_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
   cublasLtMatmulHeuristicResult_t result = {};
   int found = 0;
   const cublasStatus_t st =
       cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.la, plan.lb, plan.lc, plan.lc, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   MU_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0,
-           "matmul: cuBLASLt has no algorithm for out (%lld, %lld) = op(a)%s @ op(b)%s with K = %lld, batch %lld, "
-           "a %s, b %s, out %s, alignment a/b/out %lld/%lld/%lld bytes (status %d)",
-           static_cast<long long>(d.M), static_cast<long long>(d.N), p.trans_a ? "^T" : "", p.trans_b ? "^T" : "",
-           static_cast<long long>(d.K), static_cast<long long>(p.batch), dtype_name(p.a.dtype), dtype_name(p.b.dtype),
-           dtype_name(p.out.dtype), static_cast<long long>(key[13]), static_cast<long long>(key[14]),
-           static_cast<long long>(key[15]), static_cast<int>(st));
+           "matmul: cuBLASLt has no algorithm for out (%lld, %lld, ld %lld) = op(a)%s @ op(b)%s with K = %lld, "
+           "batch %lld, a %s, b %s, out %s, alignment a/b/out/c %lld/%lld/%lld/%lld bytes (status %d)",
+           static_cast<long long>(d.M), static_cast<long long>(d.N), static_cast<long long>(d.ld),
+           p.trans_a ? "^T" : "", p.trans_b ? "^T" : "", static_cast<long long>(d.K), static_cast<long long>(p.batch),
+           dtype_name(p.a.dtype), dtype_name(p.b.dtype), dtype_name(p.out.dtype), static_cast<long long>(key[13]),
+           static_cast<long long>(key[14]), static_cast<long long>(key[15]), static_cast<long long>(key[16]),
+           static_cast<int>(st));
   plan.algo = result.algo;
   return plan;
 }
 
-// K == 0: the product is empty, out = beta * out (each batch item; they may sit apart).
+// K == 0: the product is empty, out = beta * c (c: out unless given), row by row when rows
+// are not packed (each batch item; they may sit apart). Rare: nothing here is fast.
 void scale_only(const MatmulParams& p, const Dims& d) {
-  for (int64_t i = 0; i < p.batch; i++) {
-    const int64_t off = i * d.so * static_cast<int64_t>(dtype_size(p.out.dtype));
-    Tensor item(static_cast<char*>(p.out.data) + off, p.out.dtype, Device::CUDA, Shape{d.M, d.N});
-    if (p.beta == 0.0f)
-      fill(item, 0.0f);
-    else
+  const int64_t es = static_cast<int64_t>(dtype_size(p.out.dtype));
+  const bool packed = d.ld == d.N;
+  for (int64_t i = 0; i < p.batch; i++)
+    for (int64_t r = 0; r < (packed ? 1 : d.M); r++) {
+      const int64_t off = (i * d.so + r * d.ld) * es;
+      const Shape s = packed ? Shape{d.M, d.N} : Shape{1, d.N};
+      Tensor item(static_cast<char*>(p.out.data) + off, p.out.dtype, Device::CUDA, s);
+      if (p.beta == 0.0f) {
+        fill(item, 0.0f);
+        continue;
+      }
+      if (!p.c.empty() && p.c.data != p.out.data)
+        copy(item, Tensor(static_cast<char*>(p.c.data) + off, p.out.dtype, Device::CUDA, s));
       scale(item, p.beta);
-  }
+    }
 }
 
 }  // namespace
@@ -168,12 +178,14 @@ void matmul(const MatmulParams& p) {
   d.K = p.trans_a ? p.a.size(p.a.ndim() - 2) : p.a.size(p.a.ndim() - 1);
   d.sa = p.stride_a ? p.stride_a : p.a.size(p.a.ndim() - 2) * p.a.size(p.a.ndim() - 1);
   d.sb = p.stride_b ? p.stride_b : p.b.size(p.b.ndim() - 2) * p.b.size(p.b.ndim() - 1);
-  d.so = p.stride_out ? p.stride_out : d.M * d.N;
+  d.ld = p.ld_out ? p.ld_out : d.N;
+  d.so = p.stride_out ? p.stride_out : d.M * d.ld;
   if (d.M == 0 || d.N == 0 || p.batch == 0) return;
   if (d.K == 0) return scale_only(p, d);
   MU_CHECK(p.batch <= INT32_MAX, "%s: batch %lld exceeds cuBLASLt's int32 batch count", op,
            static_cast<long long>(p.batch));
 
+  const void* c_data = p.c.empty() || p.beta == 0.0f ? p.out.data : p.c.data;  // beta 0: C is not read
   int dev = 0;
   MU_CUDA_CHECK(cudaGetDevice(&dev));
   const int64_t es_ab = static_cast<int64_t>(dtype_size(p.a.dtype)),
@@ -193,7 +205,9 @@ void matmul(const MatmulParams& p) {
                        p.beta != 0.0f,
                        alignment(p.a.data, d.sa * es_ab, p.batch),
                        alignment(p.b.data, d.sb * es_ab, p.batch),
-                       alignment(p.out.data, d.so * es_o, p.batch)};
+                       alignment(p.out.data, d.so * es_o, p.batch),
+                       alignment(c_data, d.so * es_o, p.batch),
+                       d.ld};
   cublasLtHandle_t handle;
   void* workspace;
   const Plan* plan;
@@ -207,7 +221,7 @@ void matmul(const MatmulParams& p) {
     plan = &it->second;  // std::map nodes are stable
   }
   const float alpha = p.alpha, beta = p.beta;
-  MU_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &alpha, p.b.data, plan->la, p.a.data, plan->lb, &beta, p.out.data,
+  MU_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &alpha, p.b.data, plan->la, p.a.data, plan->lb, &beta, c_data,
                                  plan->lc, p.out.data, plan->lc, &plan->algo, workspace, kWorkspaceBytes, 0));
 }
 

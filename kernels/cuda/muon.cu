@@ -199,6 +199,30 @@ __global__ void normuon_scale_kernel(float* o, const double* factor, int64_t m, 
   }
 }
 
+// x[i][j] = x[j][i] below the diagonal blocks (i / block > j / block), for the 32 x 32 tile at
+// rows i0.., columns j0.. of item blockIdx.z: read the mirror tile (rows j0.., columns i0..)
+// coalesced, write through shared memory. Tiles with nothing below the diagonal blocks return.
+template <class T>
+__global__ void mirror_lower_kernel(T* x, int64_t m, int64_t block) {
+  __shared__ T tile[kTile][kTile + 1];
+  const int64_t i0 = int64_t{blockIdx.y} * kTile, j0 = int64_t{blockIdx.x} * kTile;
+  const int64_t i_last = min(i0 + kTile, m) - 1;
+  if (i_last / block <= j0 / block) return;  // every (i, j) of the tile has i / block <= j / block
+  T* a = x + int64_t{blockIdx.z} * m * m;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+#pragma unroll
+  for (int r = ty; r < kTile; r += kTileRows) {
+    const int64_t j = j0 + r, i = i0 + tx;  // the mirror element a[j][i]
+    if (i < m && j < m) tile[r][tx] = a[j * m + i];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int r = ty; r < kTile; r += kTileRows) {
+    const int64_t i = i0 + r, j = j0 + tx;
+    if (i < m && j < m && i / block > j / block) a[i * m + j] = tile[tx][r];
+  }
+}
+
 // ---- launch helpers --------------------------------------------------------------------------
 
 dim3 tile_grid(const char* op, int64_t A, int64_t B) {
@@ -306,6 +330,22 @@ void muon_apply(const MuonApplyParams& p) {
       apply_kernel<TP, true><<<grid, block>>>(dptr<TP>(p.param), dptr<const float>(p.o), A, B, k);
     else
       apply_kernel<TP, false><<<grid, block>>>(dptr<TP>(p.param), dptr<const float>(p.o), A, B, k);
+    MU_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void mirror_lower_blocks(Tensor x, int64_t block) {
+  const char* op = "mirror_lower_blocks";
+  require_device(op);
+  check_float_dtype(op, "x", x);
+  const int64_t batch = x.size(0), m = x.size(1);
+  if (batch == 0 || m <= block) return;  // one block: nothing lies below the diagonal blocks
+  MU_CHECK(batch <= 65535, "%s: %lld batch items, the cuda limit is 65535", op, static_cast<long long>(batch));
+  dim3 grid = tile_grid(op, m, m);
+  grid.z = static_cast<unsigned>(batch);
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    mirror_lower_kernel<T><<<grid, dim3(kTile, kTileRows)>>>(dptr<T>(x), m, block);
     MU_CUDA_CHECK_LAUNCH();
   });
 }
