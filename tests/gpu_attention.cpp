@@ -2,11 +2,13 @@
 // test_kernels_cpu / test_kernels_fd prove against a materialised-softmax reference and finite
 // differences. Shapes are chosen to hit every path: T = 1, T not a multiple of the 64-row tile,
 // exactly one tile, several tiles; GQA ratios 1, 2, 3 and 4; head dims 16, 24, 32 (the
-// fixtures', run on the 32-wide kernel with zero padding), 64 and 128.
+// fixtures', run on the 32-wide kernel with zero padding), 64 and 128. The forward runs with
+// both its query tiles (64 and 128 rows per block).
 //
 // The backward is fed the GPU forward's own out and lse on both sides, so its comparison
 // measures the backward kernels alone. Failures name the case, the tensor and (b, t, head, d).
 #include "kernels/attention.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "tests/gpu_test_util.h"
 
 using namespace mu;
@@ -59,30 +61,32 @@ std::vector<float> heads_only(const std::vector<float>& v, const Case& c, int he
 
 TEST_F(GpuAttention, ForwardMatchesCpu) {
   std::mt19937 rng(31);
-  for (const Case& c : kCases) {
-    SCOPED_TRACE(case_name(c));
-    const AttentionShape s{c.B, c.T, c.H, c.Hkv, c.D};
-    const int Ht = c.H + 2 * c.Hkv;
-    const Shape qkv_s{c.B, c.T, Ht, c.D}, out_s{c.B, c.T, c.H, c.D}, lse_s{c.B, c.H, c.T};
-    const std::vector<float> qkv = rounded_if(random_vec(qkv_s.numel(), rng, -2.0f, 2.0f), DType::BF16);
-    HostTensor hout = HostTensor::f32(out_s), hlse = HostTensor::f32(lse_s);
-    attention_forward(hout, hlse, host_f32(qkv_s, qkv), s);
-    DevTensor dqkv(DType::BF16, qkv_s), dout(DType::BF16, out_s), dlse(DType::F32, lse_s);
-    dqkv.upload(qkv);
-    dout.poison();
-    dlse.poison();
-    attention_forward(dout, dlse, dqkv, s);
-    // lse: scores from exact bf16 products summed in fp32 by the tensor cores, fp32 softmax
-    // state: ~1e-6 relative; 1e-4 absolute on values ~log(T) + O(1).
-    expect_close(dlse.download(), values(hlse), 1e-4, 1e-5, "lse", [&](size_t i) {
-      return "(b=" + std::to_string(i / c.T / c.H) + ", head=" + std::to_string(i / c.T % c.H) +
-             ", t=" + std::to_string(i % c.T) + ")";
-    });
-    // out: P is rounded to bf16 before P @ V (relative 2^-9 per weight) and out to bf16 once:
-    // |err| <~ 2^-8 * max|v| = 8e-3 for |v| <= 2; 1e-2 absolute + 1e-2 relative.
-    const std::vector<float> got = dout.download(), want = values(hout);
-    expect_close(got, want, 1e-2, 1e-2, "out", bthd(c, c.H));
-    EXPECT_LE(rel_l2(got, want), 5e-3) << "out: relative L2 error (bf16 P and output: ~2e-3 expected)";
+  for (int rows : {64, 128}) {  // both forward kernels: 16 or 32 query rows per warp
+    for (const Case& c : kCases) {
+      SCOPED_TRACE(case_name(c) + " rows per block " + std::to_string(rows));
+      const AttentionShape s{c.B, c.T, c.H, c.Hkv, c.D};
+      const int Ht = c.H + 2 * c.Hkv;
+      const Shape qkv_s{c.B, c.T, Ht, c.D}, out_s{c.B, c.T, c.H, c.D}, lse_s{c.B, c.H, c.T};
+      const std::vector<float> qkv = rounded_if(random_vec(qkv_s.numel(), rng, -2.0f, 2.0f), DType::BF16);
+      HostTensor hout = HostTensor::f32(out_s), hlse = HostTensor::f32(lse_s);
+      attention_forward(hout, hlse, host_f32(qkv_s, qkv), s);
+      DevTensor dqkv(DType::BF16, qkv_s), dout(DType::BF16, out_s), dlse(DType::F32, lse_s);
+      dqkv.upload(qkv);
+      dout.poison();
+      dlse.poison();
+      cuda::attention_forward(dout, dlse, dqkv, s, rows);
+      // lse: scores from exact bf16 products summed in fp32 by the tensor cores, fp32 softmax
+      // state: ~1e-6 relative; 1e-4 absolute on values ~log(T) + O(1).
+      expect_close(dlse.download(), values(hlse), 1e-4, 1e-5, "lse", [&](size_t i) {
+        return "(b=" + std::to_string(i / c.T / c.H) + ", head=" + std::to_string(i / c.T % c.H) +
+               ", t=" + std::to_string(i % c.T) + ")";
+      });
+      // out: P is rounded to bf16 before P @ V (relative 2^-9 per weight) and out to bf16 once:
+      // |err| <~ 2^-8 * max|v| = 8e-3 for |v| <= 2; 1e-2 absolute + 1e-2 relative.
+      const std::vector<float> got = dout.download(), want = values(hout);
+      expect_close(got, want, 1e-2, 1e-2, "out", bthd(c, c.H));
+      EXPECT_LE(rel_l2(got, want), 5e-3) << "out: relative L2 error (bf16 P and output: ~2e-3 expected)";
+    }
   }
 }
 

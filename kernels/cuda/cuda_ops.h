@@ -30,7 +30,10 @@ void residual_rmsnorm_forward(Tensor res_out, Tensor out, Tensor rstd, Tensor a,
 void rope_forward(Tensor qkv, int n_rot_heads, Tensor cos, Tensor sin);
 void rope_backward(Tensor dqkv, int n_rot_heads, Tensor cos, Tensor sin);
 
-void attention_forward(Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s);
+// rows_per_cta: query rows per block of the forward kernel, 64 or 128 (attention_fwd.cu);
+// 0 is kAttentionForwardRows. mu-bench and gpu_attention run both.
+constexpr int kAttentionForwardRows = 64;
+void attention_forward(Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s, int rows_per_cta = 0);
 void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s);
 
 void swiglu_forward(Tensor out, Tensor gate_up);
