@@ -1,9 +1,32 @@
-# FindNCCL: NCCL ships no CMake config. Looks beside the CUDA toolkit, then in system paths.
+# FindNCCL: NCCL ships no CMake config. Looks in NCCL_ROOT, beside the CUDA toolkit, in system
+# paths, then in the nvidia-nccl wheel PyTorch installs (site-packages/nvidia/nccl, whose
+# library is only libnccl.so.2): GPU machines with PyTorch but no libnccl-dev still find one.
 # Defines NCCL_FOUND, NCCL_VERSION and the imported target NCCL::nccl.
 find_path(NCCL_INCLUDE_DIR nccl.h
   HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
 find_library(NCCL_LIBRARY nccl
   HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_DIR} PATH_SUFFIXES lib lib64)
+if(NOT NCCL_INCLUDE_DIR OR NOT NCCL_LIBRARY)
+  # Header and library from one install: both from the wheel, or neither.
+  set(_nccl_wheel "")
+  foreach(_nccl_py ${MU_PYTHON} python3)
+    if(NOT _nccl_wheel)
+      execute_process(COMMAND ${_nccl_py} -c "import nvidia.nccl as n; print(list(n.__path__)[0])"
+                      OUTPUT_VARIABLE _nccl_out OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _nccl_rc)
+      if(_nccl_rc EQUAL 0 AND EXISTS "${_nccl_out}/include/nccl.h")
+        set(_nccl_wheel "${_nccl_out}")
+      endif()
+    endif()
+  endforeach()
+  if(_nccl_wheel)
+    find_library(_nccl_wheel_lib NAMES nccl libnccl.so.2 HINTS ${_nccl_wheel} PATH_SUFFIXES lib NO_DEFAULT_PATH
+                 NO_CACHE)
+    if(_nccl_wheel_lib)
+      set(NCCL_INCLUDE_DIR "${_nccl_wheel}/include" CACHE PATH "NCCL headers" FORCE)
+      set(NCCL_LIBRARY "${_nccl_wheel_lib}" CACHE FILEPATH "NCCL library" FORCE)
+    endif()
+  endif()
+endif()
 if(NCCL_INCLUDE_DIR AND EXISTS "${NCCL_INCLUDE_DIR}/nccl.h")
   file(STRINGS "${NCCL_INCLUDE_DIR}/nccl.h" _nccl_major REGEX "^#define NCCL_MAJOR +[0-9]+")
   file(STRINGS "${NCCL_INCLUDE_DIR}/nccl.h" _nccl_minor REGEX "^#define NCCL_MINOR +[0-9]+")

@@ -22,6 +22,25 @@ bool comm_have_mpi() {
 #endif
 }
 
+bool comm_have_nccl() {
+#ifdef MU_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+// Where a backend is not built, its constructor is a stub that fails, so that every build
+// links whatever the optimiser drops (make_comm checks comm_have_* before calling them).
+#ifndef MU_HAVE_MPI
+std::unique_ptr<Comm> make_mpi_comm(const LaunchEnv&) { MU_FAIL("this build has no MPI communicator"); }
+#endif
+#ifndef MU_HAVE_NCCL
+std::unique_ptr<Comm> make_nccl_comm(const LaunchEnv&, std::unique_ptr<Comm>) {
+  MU_FAIL("this build has no NCCL communicator");
+}
+#endif
+
 std::unique_ptr<Comm> make_comm(Device device, CommBackend backend) {
   return make_comm(device, launch_env(), backend);
 }
@@ -48,6 +67,10 @@ std::unique_ptr<Comm> make_comm(Device device, const LaunchEnv& env, CommBackend
       return make_mpi_comm(env);
     case CommBackend::Nccl: {
       MU_CHECK(device == Device::CUDA, "the NCCL communicator works on CUDA buffers, not %s", device_name(device));
+      MU_CHECK(comm_have_nccl(),
+               "%s needs the NCCL communicator, but this build has no NCCL: install libnccl-dev (or set "
+               "NCCL_ROOT to an NCCL), re-run cmake and rebuild; one GPU trains without it",
+               env.describe().c_str());
       // Under mpirun the ncclUniqueId travels through MPI; elsewhere through the TCP rendezvous.
       std::unique_ptr<Comm> host;
       if (env.world > 1 && env.launcher == Launcher::OpenMPI && comm_have_mpi()) host = make_mpi_comm(env);

@@ -73,18 +73,21 @@ const char* comm_backend_name(CommBackend b);
 
 // Auto: world 1 -> single; world > 1 -> mpi for Device::CPU, nccl for Device::CUDA.
 // Forcing a backend is for tests (mpi at world 1) and for the NCCL path at world 1.
-// Fails with a message saying what to do when the backend is not built (MPI missing at
-// configure time) or the launch environment does not suit it.
+// Fails with a message saying what to do when the backend is not built (MPI or NCCL missing
+// at configure time) or the launch environment does not suit it.
 std::unique_ptr<Comm> make_comm(Device device, CommBackend backend = CommBackend::Auto);
 std::unique_ptr<Comm> make_comm(Device device, const LaunchEnv& env, CommBackend backend);
 
 // True when this build has the MPI communicator (find_package(MPI) succeeded).
 bool comm_have_mpi();
+// True when this build has the NCCL communicator (NCCL found, or the CUDA emulator's).
+bool comm_have_nccl();
 
 // ---- the implementations (constructed by make_comm) -----------------------------------
 std::unique_ptr<Comm> make_single_comm(const LaunchEnv& env);
 std::unique_ptr<Comm> make_mpi_comm(const LaunchEnv& env);  // only where comm_have_mpi()
 // host_comm, when given, carries the ncclUniqueId (mpirun); else the TCP rendezvous does.
+// Only where comm_have_nccl().
 std::unique_ptr<Comm> make_nccl_comm(const LaunchEnv& env, std::unique_ptr<Comm> host_comm);
 
 // ---- shape checks shared by the implementations ---------------------------------------

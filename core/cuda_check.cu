@@ -19,9 +19,11 @@ void cublas_fail(const char* stmt, cublasStatus_t s, const char* file, int line)
                                 stmt));
 }
 
+#ifdef MU_HAVE_NCCL
 void nccl_fail(const char* stmt, ncclResult_t r, const char* file, int line) {
   fail_at(file, line, strformat("NCCL error on device %d: %s in %s", current_device(), ncclGetErrorString(r), stmt));
 }
+#endif
 
 int cuda_device_count() {
   int n = 0;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/comm.h"
 #include "core/fileio.h"
 #include "tests/gpu_test_util.h"
 #include "tests/util_compare.h"
@@ -120,6 +121,12 @@ TEST_F(GpuTrainCli, EvalAgreesAcrossDevices) {
 // all-gather and the sharded optimizers on device buffers. One rank sums nothing, so the
 // result must be the plain cuda run's up to the clipping norm's summation order.
 TEST_F(GpuTrainCli, NcclPathAtOneRankMatchesThePlainRun) {
+  if (!comm_have_nccl()) {  // a build without NCCL refuses --comm nccl, saying how to get it
+    RunResult r = run_cmd(cmd("cuda", "--comm nccl --steps 1"));
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("this build has no NCCL"), std::string::npos) << r.output;
+    return;
+  }
   for (const char* opt : {"--optimizer adamw", "--optimizer muon --normuon"}) {
     SCOPED_TRACE(opt);
     const std::string a = make_temp_dir("gnccl"), b = make_temp_dir("gnccl");
@@ -145,6 +152,7 @@ TEST_F(GpuTrainCli, NcclPathAtTwoRanksTracksOneRank) {
 #ifndef MU_MPIEXEC
   GTEST_SKIP() << "built without MPI: mpirun starts the ranks";
 #else
+  if (!comm_have_nccl()) GTEST_SKIP() << "built without NCCL";
 #ifndef MU_CUDA_EMU
   if (cuda_device_count() < 2) GTEST_SKIP() << "needs two GPUs (NCCL refuses two ranks on one)";
 #endif

@@ -70,6 +70,11 @@ TEST(Comm, FactoryRefusesWhatCannotWork) {
   // The cpu backend's ranks talk through MPI: torchrun cannot start them.
   std::string err = error_of([&] { mu::make_comm(mu::Device::CPU, two, B::Auto); });
   EXPECT_NE(err.find(mu::comm_have_mpi() ? "mpirun" : "libopenmpi-dev"), std::string::npos) << err;
+  // A build without NCCL says so before touching a GPU (with NCCL this would start one).
+  if (!mu::comm_have_nccl()) {
+    err = error_of([&] { mu::make_comm(mu::Device::CUDA, two, B::Nccl); });
+    EXPECT_NE(err.find("this build has no NCCL"), std::string::npos) << err;
+  }
 }
 
 // A port that was free a moment ago (bind to 0 and let the kernel pick).
