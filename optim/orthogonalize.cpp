@@ -70,6 +70,11 @@ void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, 
   const int64_t batch = x.size(0), m = x.size(1), k = x.size(2);
   check_shape("symmetric_product", "out", out, Shape{batch, m, m});
   MU_CHECK(blocks >= 1, "symmetric_product: %d blocks, must be >= 1", blocks);
+  if (!c.empty()) {  // the block views below are cut from c unchecked
+    check_shape("symmetric_product", "c", c, Shape{batch, m, m});
+    MU_CHECK(c.dtype == out.dtype && c.device == out.device, "symmetric_product: c is %s, expected out's %s",
+             c.str().c_str(), out.str().c_str());
+  }
   if (blocks == 1 || m < 2) {
     MatmulParams p;
     p.out = out;
@@ -133,6 +138,8 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
     copy(ws.xb, x);  // rounded once to bf16 (nearest even)
     cur = ws.xb;
   }
+  MU_CHECK(symmetric_blocks >= 0, "orthogonalize: symmetric_blocks is %d (0 chooses, 1 is whole GEMMs)",
+           symmetric_blocks);
   const int blocks = symmetric_blocks > 0 ? symmetric_blocks : (m >= kSymmetricMinRows ? 2 : 1);
   for (const QuinticCoeffs& q : ortho_coefficients(kind, steps)) {
     symmetric_product(ws.gram, cur, 1.0f, 0.0f, Tensor(), blocks);  // A' = X X^T

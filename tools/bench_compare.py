@@ -55,7 +55,7 @@ def rows(mu, pt):
             for name, k in kernels.items():  # the forward's other query tile, for choosing the default
                 if name.startswith(f"attention fwd d={d} ") and k.get("ms"):
                     ours = k["ms"] + b["ms"]
-                    out.append((f"attention fwd+bwd d={d}, fwd with {name.split(' ', 3)[3]} (ms)",
+                    out.append((f"attention fwd+bwd d={d}, fwd {name.split(' ', 3)[3]} (ms)",
                                 f"{ours:.3f}", f"{a['fwd_bwd_ms']:.3f}", a["fwd_bwd_ms"] / ours, 0.8))
     mm, pm = mu.get("muon"), pt.get("muon")
     if mm and pm:

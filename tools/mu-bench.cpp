@@ -336,7 +336,7 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
     b.compute_bound("attention fwd d=" + std::to_string(d), shp, fwd, ns,
                     [&](int i) { attention_forward(s[i][1], s[i][2], s[i][0], as); });
     const int other_rows = cuda::kAttentionForwardRows == 64 ? 128 : 64;  // the forward's other query tile
-    b.compute_bound("attention fwd d=" + std::to_string(d) + " " + std::to_string(other_rows) + "-row tiles", shp, fwd,
+    b.compute_bound("attention fwd d=" + std::to_string(d) + " (" + std::to_string(other_rows) + " rows)", shp, fwd,
                     ns, [&](int i) { cuda::attention_forward(s[i][1], s[i][2], s[i][0], as, other_rows); });
     b.compute_bound("attention bwd d=" + std::to_string(d), shp, 2.5 * fwd, ns,
                     [&](int i) { attention_backward(s[i][4], s[i][3], s[i][1], s[i][2], s[i][0], as); });

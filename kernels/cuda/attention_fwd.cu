@@ -280,8 +280,8 @@ void attention_forward(Tensor out, Tensor lse, Tensor qkv, const AttentionShape&
   p.out = dptr<bf16_t>(out);
   p.lse = dptr<float>(lse);
   if (rows_per_cta == 0) rows_per_cta = kAttentionForwardRows;
-  MU_CHECK(rows_per_cta == 64 || rows_per_cta == 128, "attention_forward: %d query rows per block; the kernels have 64 and 128",
-           rows_per_cta);
+  MU_CHECK(rows_per_cta == 64 || rows_per_cta == 128,
+           "attention_forward: %d query rows per block; the kernels have 64 and 128", rows_per_cta);
   if (rows_per_cta == 64)
     attn::launch_forward_rows<1>(p);
   else

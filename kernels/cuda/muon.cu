@@ -202,6 +202,8 @@ __global__ void normuon_scale_kernel(float* o, const double* factor, int64_t m, 
 // x[i][j] = x[j][i] below the diagonal blocks (i / block > j / block), for the 32 x 32 tile at
 // rows i0.., columns j0.. of item blockIdx.z: read the mirror tile (rows j0.., columns i0..)
 // coalesced, write through shared memory. Tiles with nothing below the diagonal blocks return.
+// A tile straddling a block edge also reads mirror elements that another block may be writing
+// (they lie below the diagonal blocks too); those values are never stored, so no race matters.
 template <class T>
 __global__ void mirror_lower_kernel(T* x, int64_t m, int64_t block) {
   __shared__ T tile[kTile][kTile + 1];
