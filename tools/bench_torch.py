@@ -238,7 +238,15 @@ def bench_step(cfg, args, device, timer):
             impl = "hf"
         except ImportError:
             impl = "compact"
-    model, loss_fn = build_model(cfg, impl, device)
+    try:
+        model, loss_fn = build_model(cfg, impl, device)
+    except Exception as e:  # noqa: BLE001 - a transformers version that rejects the config
+        if args.model_impl != "auto" or impl != "hf":
+            raise
+        print(f"bench_torch: transformers' LlamaForCausalLM failed ({type(e).__name__}: {e}); "
+              "timing the compact Llama (the same math) instead", file=sys.stderr)
+        impl = "compact"
+        model, loss_fn = build_model(cfg, impl, device)
     if args.precision == "bf16":
         model.to(torch.bfloat16)
     fused = device.type == "cuda"
