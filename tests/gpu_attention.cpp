@@ -3,7 +3,7 @@
 // differences. Shapes are chosen to hit every path: T = 1, T not a multiple of the 64-row tile,
 // exactly one tile, several tiles; GQA ratios 1, 2, 3 and 4; head dims 16, 24, 32 (the
 // fixtures', run on the 32-wide kernel with zero padding), 64 and 128. The forward runs with
-// both its query tiles (64 and 128 rows per block).
+// both its query tiles (64 and 128 rows per block), the backward with both dQ tiles.
 //
 // The backward is fed the GPU forward's own out and lse on both sides, so its comparison
 // measures the backward kernels alone. Failures name the case, the tensor and (b, t, head, d).
@@ -92,48 +92,51 @@ TEST_F(GpuAttention, ForwardMatchesCpu) {
 
 TEST_F(GpuAttention, BackwardMatchesCpuAndIsDeterministic) {
   std::mt19937 rng(32);
-  for (const Case& c : kCases) {
-    SCOPED_TRACE(case_name(c));
-    const AttentionShape s{c.B, c.T, c.H, c.Hkv, c.D};
-    const int Ht = c.H + 2 * c.Hkv;
-    const Shape qkv_s{c.B, c.T, Ht, c.D}, out_s{c.B, c.T, c.H, c.D}, lse_s{c.B, c.H, c.T};
-    const std::vector<float> qkv = rounded_if(random_vec(qkv_s.numel(), rng, -2.0f, 2.0f), DType::BF16);
-    const std::vector<float> gout = rounded_if(random_vec(out_s.numel(), rng), DType::BF16);
-    DevTensor dqkv(DType::BF16, qkv_s), dout(DType::BF16, out_s), dlse(DType::F32, lse_s), dgout(DType::BF16, out_s),
-        dgrad(DType::BF16, qkv_s);
-    dqkv.upload(qkv);
-    dgout.upload(gout);
-    attention_forward(dout, dlse, dqkv, s);
-    const std::vector<float> out = dout.download(), lse = dlse.download();  // out is bf16-valued
-    HostTensor hgrad = HostTensor::f32(qkv_s);
-    attention_backward(hgrad, host_f32(out_s, gout), host_f32(out_s, out), host_f32(lse_s, lse), host_f32(qkv_s, qkv),
-                       s);
-    dgrad.poison();  // dq, dk and dv must all be written
-    attention_backward(dgrad, dgout, dout, dlse, dqkv, s);
-    const std::vector<float> got = dgrad.download(), want = values(hgrad);
-    const std::vector<uint16_t> got_bits = dgrad.download_bits16();
-    // P and dS are rounded to bf16 before their products (relative 2^-9 each), sums of up to
-    // T * group terms in fp32, the result rounded to bf16 once: errors of ~1e-3 of the
-    // tensor's scale. Element-wise: 2e-2 of the largest |want| plus 2e-2 relative; whole
-    // tensor: relative L2 <= 1e-2. The 1e-5 floor is for T = 1, where dq and dk are exactly
-    // zero (one key: P = 1, dS = P (dP - delta) = 0) and the device's dP (tensor-core sums)
-    // and delta (another order) differ by fp32 rounding: ~1e-8 here, terms of size ~10.
-    const struct {
-      const char* name;
-      int h0, h1;
-    } parts[] = {{"dq", 0, c.H}, {"dk", c.H, c.H + c.Hkv}, {"dv", c.H + c.Hkv, Ht}};
-    for (const auto& part : parts) {
-      const std::vector<float> g = heads_only(got, c, Ht, part.h0, part.h1);
-      const std::vector<float> w = heads_only(want, c, Ht, part.h0, part.h1);
-      expect_close(g, w, 2e-2 * max_abs(w) + 1e-5, 2e-2, part.name, bthd(c, Ht));
-      if (max_abs(w) > 0) {
-        EXPECT_LE(rel_l2(g, w), 1e-2) << part.name << ": relative L2 error";
+  for (int dq_rows : {64, 128}) {  // both dQ kernels (128 rows per block at head dims up to 64)
+    for (const Case& c : kCases) {
+      if (dq_rows == 128 && c.D > 64) continue;
+      SCOPED_TRACE(case_name(c) + " dq rows per block " + std::to_string(dq_rows));
+      const AttentionShape s{c.B, c.T, c.H, c.Hkv, c.D};
+      const int Ht = c.H + 2 * c.Hkv;
+      const Shape qkv_s{c.B, c.T, Ht, c.D}, out_s{c.B, c.T, c.H, c.D}, lse_s{c.B, c.H, c.T};
+      const std::vector<float> qkv = rounded_if(random_vec(qkv_s.numel(), rng, -2.0f, 2.0f), DType::BF16);
+      const std::vector<float> gout = rounded_if(random_vec(out_s.numel(), rng), DType::BF16);
+      DevTensor dqkv(DType::BF16, qkv_s), dout(DType::BF16, out_s), dlse(DType::F32, lse_s), dgout(DType::BF16, out_s),
+          dgrad(DType::BF16, qkv_s);
+      dqkv.upload(qkv);
+      dgout.upload(gout);
+      attention_forward(dout, dlse, dqkv, s);
+      const std::vector<float> out = dout.download(), lse = dlse.download();  // out is bf16-valued
+      HostTensor hgrad = HostTensor::f32(qkv_s);
+      attention_backward(hgrad, host_f32(out_s, gout), host_f32(out_s, out), host_f32(lse_s, lse), host_f32(qkv_s, qkv),
+                         s);
+      dgrad.poison();  // dq, dk and dv must all be written
+      cuda::attention_backward(dgrad, dgout, dout, dlse, dqkv, s, dq_rows);
+      const std::vector<float> got = dgrad.download(), want = values(hgrad);
+      const std::vector<uint16_t> got_bits = dgrad.download_bits16();
+      // P and dS are rounded to bf16 before their products (relative 2^-9 each), sums of up to
+      // T * group terms in fp32, the result rounded to bf16 once: errors of ~1e-3 of the
+      // tensor's scale. Element-wise: 2e-2 of the largest |want| plus 2e-2 relative; whole
+      // tensor: relative L2 <= 1e-2. The 1e-5 floor is for T = 1, where dq and dk are exactly
+      // zero (one key: P = 1, dS = P (dP - delta) = 0) and the device's dP (tensor-core sums)
+      // and delta (another order) differ by fp32 rounding: ~1e-8 here, terms of size ~10.
+      const struct {
+        const char* name;
+        int h0, h1;
+      } parts[] = {{"dq", 0, c.H}, {"dk", c.H, c.H + c.Hkv}, {"dv", c.H + c.Hkv, Ht}};
+      for (const auto& part : parts) {
+        const std::vector<float> g = heads_only(got, c, Ht, part.h0, part.h1);
+        const std::vector<float> w = heads_only(want, c, Ht, part.h0, part.h1);
+        expect_close(g, w, 2e-2 * max_abs(w) + 1e-5, 2e-2, part.name, bthd(c, Ht));
+        if (max_abs(w) > 0) {
+          EXPECT_LE(rel_l2(g, w), 1e-2) << part.name << ": relative L2 error";
+        }
       }
+      // The same inputs give the same bits (no atomics anywhere).
+      dgrad.poison();
+      cuda::attention_backward(dgrad, dgout, dout, dlse, dqkv, s, dq_rows);
+      expect_bits_equal(dgrad.download_bits16(), got_bits, "dqkv, second run");
     }
-    // The same inputs give the same bits (no atomics anywhere).
-    dgrad.poison();
-    attention_backward(dgrad, dgout, dout, dlse, dqkv, s);
-    expect_bits_equal(dgrad.download_bits16(), got_bits, "dqkv, second run");
   }
 }
 
@@ -149,6 +152,18 @@ TEST_F(GpuAttention, RejectsUnsupportedShapes) {
   const AttentionShape s2{1, 8, 2, 1, 16};
   DevTensor qkv32(DType::F32, {1, 8, 4, 16}), out2(DType::BF16, {1, 8, 2, 16});
   EXPECT_THROW(attention_forward(out2, lse, qkv32, s2), Error);  // F32 qkv: BF16 only
+  // The kernels' tile choices: the forward has 64 and 128 rows per block, the dQ kernel 128
+  // only up to head dim 64.
+  const AttentionShape s3{1, 8, 1, 1, 128};
+  DevTensor qkv3(DType::BF16, {1, 8, 3, 128}), out3(DType::BF16, {1, 8, 1, 128}), lse3(DType::F32, {1, 1, 8}),
+      dout3(DType::BF16, {1, 8, 1, 128}), dqkv3(DType::BF16, {1, 8, 3, 128});
+  EXPECT_THROW(cuda::attention_forward(out3, lse3, qkv3, s3, 96), Error);
+  try {
+    cuda::attention_backward(dqkv3, dout3, out3, lse3, qkv3, s3, 128);
+    ADD_FAILURE() << "dq rows 128 at head dim 128 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("128 at head dims up to 64"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -47,16 +47,23 @@ def rows(mu, pt):
     kernels = {k["name"]: k for k in mu.get("kernels", [])}
     for a in pt.get("attention", []):
         d = a["name"].split("=")[-1]
-        f, b = kernels.get(f"attention fwd d={d}"), kernels.get(f"attention bwd d={d}")
-        if f and b:
-            ours = f["ms"] + b["ms"]
-            out.append((f"attention fwd+bwd d={d} (ms)", f"{ours:.3f}", f"{a['fwd_bwd_ms']:.3f}",
-                        a["fwd_bwd_ms"] / ours, 0.8))
-            for name, k in kernels.items():  # the forward's other query tile, for choosing the default
-                if name.startswith(f"attention fwd d={d} ") and k.get("ms"):
-                    ours = k["ms"] + b["ms"]
-                    out.append((f"attention fwd+bwd d={d}, fwd {name.split(' ', 3)[3]} (ms)",
-                                f"{ours:.3f}", f"{a['fwd_bwd_ms']:.3f}", a["fwd_bwd_ms"] / ours, 0.8))
+        # The default kernels first, then every other tile choice mu-bench timed (names like
+        # "attention fwd d=128 (128 rows)", "attention bwd d=64 (dq 128)"), to choose defaults by.
+        fwds = [(None, kernels.get(f"attention fwd d={d}"))]
+        bwds = [(None, kernels.get(f"attention bwd d={d}"))]
+        for name, k in sorted(kernels.items()):
+            if name.startswith(f"attention fwd d={d} ") and k.get("ms"):
+                fwds.append((name.split(" ", 3)[3], k))
+            if name.startswith(f"attention bwd d={d} ") and k.get("ms"):
+                bwds.append((name.split(" ", 3)[3], k))
+        for fname, f in fwds:
+            for bname, b in bwds:
+                if not (f and b):
+                    continue
+                ours = f["ms"] + b["ms"]
+                variant = ", ".join(x for x in (fname and f"fwd {fname}", bname and f"bwd {bname}") if x)
+                label = f"attention fwd+bwd d={d}" + (f", {variant}" if variant else "") + " (ms)"
+                out.append((label, f"{ours:.3f}", f"{a['fwd_bwd_ms']:.3f}", a["fwd_bwd_ms"] / ours, 0.8))
     mm, pm = mu.get("muon"), pt.get("muon")
     if mm and pm:
         if "torch_optim_muon_ms" in pm:

@@ -9,9 +9,11 @@
 //             group and every query tile at or after the diagonal, recomputing S^T and dP^T,
 //             and keeps dK and dV for its 64 keys in registers: the group sum happens inside
 //             the CTA in a fixed order, and K/V are never copied per query head.
-//   3. dq:    one CTA per (64-query tile, query head, batch), walking key tiles up to the
+//   3. dq:    one CTA per (query tile, query head, batch), walking key tiles up to the
 //             diagonal (recomputes S and dP once more: 7 matmuls instead of FA2's 5, the price
-//             of determinism without atomics).
+//             of determinism without atomics). 64-query tiles (16 rows per warp), or at head
+//             dims up to 64 also 128 (32 rows per warp: each K and V fragment read from shared
+//             memory feeds two row tiles); mu-bench times both.
 // Each output row is written by exactly one CTA, so the result is the same bits every run.
 #include "kernels/cuda/attention.cuh"
 #include "kernels/scratch.h"
@@ -23,8 +25,12 @@ namespace attn {
 namespace {
 
 constexpr int kBk = 16 * kWarps;  // keys per dkdv CTA (16 per warp)
-constexpr int kBq = 16 * kWarps;  // queries per dq CTA (16 per warp)
 constexpr int kBcDq = 64;         // keys per tile in dq
+// queries per dq CTA: kMT row tiles of 16 per warp
+template <int kMT>
+constexpr int dq_rows() {
+  return 16 * kWarps * kMT;
+}
 
 // Query rows per tile in dkdv: 32 at kD = 128 keeps dK, dV (64 + 64 floats), S^T and dP^T
 // within the register file without spills.
@@ -40,9 +46,9 @@ constexpr size_t dkdv_smem_bytes() {
   return static_cast<size_t>(2 * kBk + 4 * q) * smem_stride<kD>() * sizeof(bf16_t) + 4 * q * sizeof(float);
 }
 
-template <int kD>
+template <int kD, int kMT>
 constexpr size_t dq_smem_bytes() {
-  return static_cast<size_t>(2 * kBq + 4 * kBcDq) * smem_stride<kD>() * sizeof(bf16_t);  // Q, dO, 2 x K, 2 x V
+  return static_cast<size_t>(2 * dq_rows<kMT>() + 4 * kBcDq) * smem_stride<kD>() * sizeof(bf16_t);  // Q, dO, 2K, 2V
 }
 
 // ---- 1. delta = rowsum(dO * O) -------------------------------------------------------------
@@ -241,11 +247,12 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
 
 // ---- 3. dQ -------------------------------------------------------------------------------------
 
-template <int kD>
+template <int kD, int kMT>
 __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();
 #else
+  constexpr int kBq = dq_rows<kMT>();
   constexpr int kS = smem_stride<kD>();
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem);  // [kBq][kS]
@@ -271,19 +278,25 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
   cp_async_commit();
 
   const int last_kt = min(q0 + kBq - 1, p.T - 1) / kBcDq;
-  const int wrow = q0 + warp * 16;
-  const int row_a = wrow + (lane >> 2);  // this thread's rows: row_a, row_a + 8
-  float lse2[2], dl[2];
+  const int wrow0 = warp * 16 * kMT;  // the warp's first row within the tile
+  const int wrow = q0 + wrow0;
+  const int wrow_last = wrow + 16 * kMT - 1;
+  auto row_a = [&](int mt) { return wrow + mt * 16 + (lane >> 2); };  // rows row_a(mt) + 8 * i
+  float lse2[kMT][2], dl[kMT][2];
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const int row = row_a + i * 8;
-    const int64_t at = (static_cast<int64_t>(b) * p.H + h) * p.T + row;
-    lse2[i] = row < p.T ? p.lse[at] * kLog2e : 0.0f;
-    dl[i] = row < p.T ? p.delta[at] : 0.0f;
-  }
-  float dq[kD / 8][4];
+  for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-  for (int i = 0; i < kD / 8; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
+    for (int i = 0; i < 2; i++) {
+      const int row = row_a(mt) + i * 8;
+      const int64_t at = (static_cast<int64_t>(b) * p.H + h) * p.T + row;
+      lse2[mt][i] = row < p.T ? p.lse[at] * kLog2e : 0.0f;
+      dl[mt][i] = row < p.T ? p.delta[at] : 0.0f;
+    }
+  float dq[kMT][kD / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < kMT; mt++)
+#pragma unroll
+    for (int i = 0; i < kD / 8; i++) dq[mt][i][0] = dq[mt][i][1] = dq[mt][i][2] = dq[mt][i][3] = 0.0f;
 
   for (int kt = 0; kt <= last_kt; kt++) {
     cp_async_wait_all();
@@ -296,92 +309,120 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
     }
     const bf16_t* ks = sK + (kt & 1) * kBcDq * kS;
     const bf16_t* vs = sV + (kt & 1) * kBcDq * kS;
+    const int k0 = kt * kBcDq;
+    if (k0 > wrow_last) continue;  // every key of the tile is after all of the warp's rows (P = 0)
 
-    // S = Q K^T and dP = dO V^T for the warp's 16 rows.
-    float s[kBcDq / 8][4], dp[kBcDq / 8][4];
+    // S = Q K^T and dP = dO V^T for the warp's 16 * kMT rows.
+    float s[kMT][kBcDq / 8][4], dp[kMT][kBcDq / 8][4];
 #pragma unroll
-    for (int i = 0; i < kBcDq / 8; i++) {
-      s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
-      dp[i][0] = dp[i][1] = dp[i][2] = dp[i][3] = 0.0f;
-    }
+    for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
+      for (int i = 0; i < kBcDq / 8; i++) {
+        s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
+        dp[mt][i][0] = dp[mt][i][1] = dp[mt][i][2] = dp[mt][i][3] = 0.0f;
+      }
+#pragma unroll(kMT == 1 ? kD / 16 : 1)  // kMT 2: rolled, so fragments are not all hoisted (spills)
     for (int kk = 0; kk < kD / 16; kk++) {
-      uint32_t aq[4], ado[4];
-      ldsm_a(aq, sQ, kS, warp * 16, kk * 16, lane);
-      ldsm_a(ado, sdO, kS, warp * 16, kk * 16, lane);
+      uint32_t aq[kMT][4], ado[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; mt++) {
+        ldsm_a(aq[mt], sQ, kS, wrow0 + mt * 16, kk * 16, lane);
+        ldsm_a(ado[mt], sdO, kS, wrow0 + mt * 16, kk * 16, lane);
+      }
 #pragma unroll
       for (int np = 0; np < kBcDq / 16; np++) {
         uint32_t bk[4], bv[4];
         ldsm_b_nk(bk, ks, kS, np * 16, kk * 16, lane);
         ldsm_b_nk(bv, vs, kS, np * 16, kk * 16, lane);
-        mma(s[2 * np], aq, bk[0], bk[1]);
-        mma(s[2 * np + 1], aq, bk[2], bk[3]);
-        mma(dp[2 * np], ado, bv[0], bv[1]);
-        mma(dp[2 * np + 1], ado, bv[2], bv[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; mt++) {
+          mma(s[mt][2 * np], aq[mt], bk[0], bk[1]);
+          mma(s[mt][2 * np + 1], aq[mt], bk[2], bk[3]);
+          mma(dp[mt][2 * np], ado[mt], bv[0], bv[1]);
+          mma(dp[mt][2 * np + 1], ado[mt], bv[2], bv[3]);
+        }
       }
     }
 
     // P from the saved lse; dS = P * (dP - delta) (kept in dp).
-    const int k0 = kt * kBcDq;
     const bool need_mask = k0 + kBcDq - 1 > wrow || k0 + kBcDq > p.T;
 #pragma unroll
-    for (int nt = 0; nt < kBcDq / 8; nt++) {
+    for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float pr = exp2f(s[nt][e] * p.scale_log2 - lse2[e >> 1]);
-        if (need_mask) {
-          const int col = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-          const int row = row_a + (e >> 1) * 8;
-          if (col > row || col >= p.T) pr = 0.0f;
+      for (int nt = 0; nt < kBcDq / 8; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float pr = exp2f(s[mt][nt][e] * p.scale_log2 - lse2[mt][e >> 1]);
+          if (need_mask) {
+            const int col = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const int row = row_a(mt) + (e >> 1) * 8;
+            if (col > row || col >= p.T) pr = 0.0f;
+          }
+          dp[mt][nt][e] = pr * (dp[mt][nt][e] - dl[mt][e >> 1]);
         }
-        dp[nt][e] = pr * (dp[nt][e] - dl[e >> 1]);
       }
-    }
 
     // dQ += dS K (K stored [key][d] is B with k = key).
 #pragma unroll
     for (int kk = 0; kk < kBcDq / 16; kk++) {
-      uint32_t a[4];
-      c_to_a(a, dp[2 * kk], dp[2 * kk + 1]);
+      uint32_t a[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; mt++) c_to_a(a[mt], dp[mt][2 * kk], dp[mt][2 * kk + 1]);
 #pragma unroll
       for (int dt = 0; dt < kD / 16; dt++) {
         uint32_t bk[4];
         ldsm_b_kn(bk, ks, kS, kk * 16, dt * 16, lane);
-        mma(dq[2 * dt], a, bk[0], bk[1]);
-        mma(dq[2 * dt + 1], a, bk[2], bk[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; mt++) {
+          mma(dq[mt][2 * dt], a[mt], bk[0], bk[1]);
+          mma(dq[mt][2 * dt + 1], a[mt], bk[2], bk[3]);
+        }
       }
     }
   }
 
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const int row = row_a + i * 8;
-    if (row >= p.T) continue;
-    bf16_t* dqr = p.dqkv + (static_cast<int64_t>(b) * p.T + row) * p.qkv_row + static_cast<int64_t>(h) * p.D;
+  for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-    for (int dt = 0; dt < kD / 8; dt++) {
-      const int d = dt * 8 + (lane & 3) * 2;
-      if (d < p.D)
-        *reinterpret_cast<uint32_t*>(dqr + d) = pack_bf16(dq[dt][2 * i] * p.scale, dq[dt][2 * i + 1] * p.scale);
+    for (int i = 0; i < 2; i++) {
+      const int row = row_a(mt) + i * 8;
+      if (row >= p.T) continue;
+      bf16_t* dqr = p.dqkv + (static_cast<int64_t>(b) * p.T + row) * p.qkv_row + static_cast<int64_t>(h) * p.D;
+#pragma unroll
+      for (int dt = 0; dt < kD / 8; dt++) {
+        const int d = dt * 8 + (lane & 3) * 2;
+        if (d < p.D)
+          *reinterpret_cast<uint32_t*>(dqr + d) =
+              pack_bf16(dq[mt][dt][2 * i] * p.scale, dq[mt][dt][2 * i + 1] * p.scale);
+      }
     }
-  }
 #endif
 }
 
 // ---- launcher ----------------------------------------------------------------------------------
 
+template <int kD, int kMT>
+void launch_dq(const Params& p) {
+  constexpr int kBq = dq_rows<kMT>();
+  launch(attention_dq_kernel<kD, kMT>, dim3(static_cast<unsigned>((p.T + kBq - 1) / kBq), p.H, p.B),
+         dq_smem_bytes<kD, kMT>(), p, "attention_backward (dq)");
+}
+
 template <int kD>
-void launch_backward(const Params& p) {
+void launch_backward(const Params& p, int dq_rows_per_cta) {
   launch(attention_dkdv_kernel<kD>, dim3(static_cast<unsigned>((p.T + kBk - 1) / kBk), p.Hkv, p.B),
          dkdv_smem_bytes<kD>(), p, "attention_backward (dk, dv)");
-  launch(attention_dq_kernel<kD>, dim3(static_cast<unsigned>((p.T + kBq - 1) / kBq), p.H, p.B), dq_smem_bytes<kD>(), p,
-         "attention_backward (dq)");
+  if constexpr (kD <= 64) {
+    if (dq_rows_per_cta == 128) return launch_dq<kD, 2>(p);
+  }
+  launch_dq<kD, 1>(p);
 }
 
 }  // namespace
 }  // namespace attn
 
-void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s) {
+void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s,
+                        int dq_rows_per_cta) {
   require_device("attention_backward");
   attn::check_attention_support("attention_backward", s, {&dqkv, &dout, &out, &qkv});
   attn::Params p = attn::make_params(s);
@@ -391,17 +432,21 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
   p.dout = dptr<const bf16_t>(dout);
   p.dqkv = dptr<bf16_t>(dqkv);
   p.delta = static_cast<float*>(scratch(scratch_bytes_attention_backward(s), "attention_backward"));
+  if (dq_rows_per_cta == 0) dq_rows_per_cta = kAttentionDqRows;
+  MU_CHECK(dq_rows_per_cta == 64 || (dq_rows_per_cta == 128 && s.head_dim <= 64),
+           "attention_backward: %d query rows per dq block; the kernels have 64, and 128 at head dims up to 64",
+           dq_rows_per_cta);
 
   const int64_t rows = static_cast<int64_t>(s.B) * s.T * s.n_head;
   attn::attention_delta_kernel<<<grid_for(rows * 32, 256), 256>>>(p.delta, p.out, p.dout, rows, s.T, s.n_head,
                                                                   s.head_dim);
   MU_CUDA_CHECK_LAUNCH();
   if (s.head_dim <= 32)
-    attn::launch_backward<32>(p);
+    attn::launch_backward<32>(p, dq_rows_per_cta);
   else if (s.head_dim <= 64)
-    attn::launch_backward<64>(p);
+    attn::launch_backward<64>(p, dq_rows_per_cta);
   else
-    attn::launch_backward<128>(p);
+    attn::launch_backward<128>(p, dq_rows_per_cta);
 }
 
 }  // namespace cuda
