@@ -83,8 +83,8 @@ nlohmann::json bench_muon(const LlamaConfig& c, const MuonBenchOptions& o) {
   for (const MuonMatrix& m : rig->muon->matrices()) shapes[{std::min(m.rows, m.cols), std::max(m.rows, m.cols)}]++;
   rig.reset();
   std::printf("muon: %s, %d orthogonalizer steps\n", c.summary().c_str(), o.ns_steps);
-  std::printf("  %-12s %6s %10s %10s %9s %10s %10s %10s %9s %9s\n", "shape", "count", "GFLOP", "batched", "TFLOP/s",
-              "whole", "2x2 blocks", "one by one", "speedup", "fp32");
+  std::printf("  %-12s %6s %10s %10s %9s %10s %10s %10s %10s %9s %9s\n", "shape", "count", "GFLOP", "batched",
+              "TFLOP/s", "whole", "2x2 blocks", "4x4 blocks", "one by one", "speedup", "fp32");
   double flops_all = 0, ms_batched = 0, ms_single = 0, ms_f32 = 0;
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& entry : shapes) {  // (no structured bindings: lambdas capture these, C++17)
@@ -115,20 +115,21 @@ nlohmann::json bench_muon(const LlamaConfig& c, const MuonBenchOptions& o) {
       for (void* p : mem) cudaFree(p);
       return ms;
     };
-    // The symmetric products as whole GEMMs and as 3 of 4 blocks (optim/orthogonalize.h), then
-    // what orthogonalize chooses by itself (blocks from kSymmetricMinRows rows on).
+    // The symmetric products as whole GEMMs, as 3 of 4 blocks and as 10 of 16 (optim/
+    // orthogonalize.h), then what orthogonalize chooses by itself (2x2 from kSymmetricMinRows on).
     const double whole = run(count, DType::BF16, 1), blocked = m >= 2 ? run(count, DType::BF16, 2) : whole;
+    const double blocked4 = m >= 4 ? run(count, DType::BF16, 4) : whole;
     const double b = m >= kSymmetricMinRows ? blocked : whole;
     const double s = run(1, DType::BF16, 0), f = run(count, DType::F32, 0);
     flops_all += flops;
     ms_batched += b;
     ms_single += s;
     ms_f32 += f;
-    std::printf("  %5lldx%-6lld %6lld %10.2f %8.3fms %9.1f %8.3fms %8.3fms %8.3fms %8.2fx %7.3fms\n",
+    std::printf("  %5lldx%-6lld %6lld %10.2f %8.3fms %9.1f %8.3fms %8.3fms %8.3fms %8.3fms %8.2fx %7.3fms\n",
                 static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(count), flops / 1e9, b,
-                flops / b / 1e9, whole, blocked, s, s / b, f);
+                flops / b / 1e9, whole, blocked, blocked4, s, s / b, f);
     rows.push_back({{"m", m}, {"n", n}, {"count", count}, {"flops", flops}, {"batched_ms", b}, {"whole_gemms_ms", whole},
-                    {"blocks_2x2_ms", blocked}, {"one_by_one_ms", s}, {"fp32_ms", f}});
+                    {"blocks_2x2_ms", blocked}, {"blocks_4x4_ms", blocked4}, {"one_by_one_ms", s}, {"fp32_ms", f}});
   }
   const double tflops = flops_all / ms_batched / 1e9;
   std::printf("  orthogonalization: %.3f ms batched bf16, %.1f TFLOP/s", ms_batched, tflops);
