@@ -75,7 +75,11 @@ void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, 
     MU_CHECK(c.dtype == out.dtype && c.device == out.device, "symmetric_product: c is %s, expected out's %s",
              c.str().c_str(), out.str().c_str());
   }
-  if (blocks == 1 || m < 2) {
+  // Block rows: a multiple of 8, so that every block starts as aligned as the matrix does (16
+  // bytes of bf16 when m is a multiple of 8, what cuBLASLt's fast kernels want); the last block
+  // is narrower. One block covering everything is the whole product.
+  const int64_t hb = ((m + blocks - 1) / blocks + 7) / 8 * 8;
+  if (blocks == 1 || hb >= m) {
     MatmulParams p;
     p.out = out;
     p.a = x;
@@ -88,7 +92,6 @@ void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, 
     matmul(p);
     return;
   }
-  const int64_t hb = (m + blocks - 1) / blocks;  // block rows; the last block may be narrower
   for (int64_t i0 = 0; i0 < m; i0 += hb)
     for (int64_t j0 = i0; j0 < m; j0 += hb) {  // block (i, j) = X_i X_j^T, rows i0.., columns j0..
       const int64_t hi = std::min(hb, m - i0), hj = std::min(hb, m - j0);

@@ -66,8 +66,9 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
 
 // out = alpha * X X^T + beta * c for every item: X (batch, m, k), out (batch, m, m) and c (out's
 // shape; empty when beta == 0; it may be X's own memory) of one dtype. With blocks > 1, GEMMs
-// of the blocks on and above the diagonal of a blocks x blocks grid, then the mirror copy:
-// c must then be symmetric (only its blocks on and above the diagonal are read).
+// of the blocks on and above the diagonal of a grid of ceil(m / blocks) rows rounded up to a
+// multiple of 8 (fewer blocks when that covers m sooner; whole when one block would), then
+// the mirror copy: c must then be symmetric (only its blocks on and above the diagonal are read).
 void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, int blocks);
 
 // ||X X^T - I||_F / sqrt(m) of one (m, n) matrix, m <= n (0 for an exactly semi-orthogonal
