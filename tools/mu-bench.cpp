@@ -469,8 +469,9 @@ int main(int argc, char** argv) {
     cli.add_flag("step", &o.step, "also time a full training step (forward, backward, AdamW)");
     cli.add_int("step-runs", &o.step_runs, "timed training steps");
     cli.add_flag("muon", &o.muon,
-                 "also time Muon's optimizer step: the orthogonalization batched vs one matrix at a time, its "
-                 "TFLOP/s against the GEMM ceiling, and the whole step against the training step");
+                 "also time Muon's optimizer step: the orthogonalization batched vs one matrix at a time, whole "
+                 "GEMMs vs symmetric 2x2 and 4x4 blocks, its TFLOP/s against the GEMM ceiling, and the whole step "
+                 "against the training step");
     cli.add_float("peak-tflops", &o.peak_tflops, "the GPU's dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0: skip");
     cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
     cli.section("cost model (no GPU needed; docs/distributed.md)");
