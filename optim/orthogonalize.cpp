@@ -77,21 +77,8 @@ void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, 
   }
   // Block rows: a multiple of 8, so that every block starts as aligned as the matrix does (16
   // bytes of bf16 when m is a multiple of 8, what cuBLASLt's fast kernels want); the last block
-  // is narrower. One block covering everything is the whole product.
-  const int64_t hb = ((m + blocks - 1) / blocks + 7) / 8 * 8;
-  if (blocks == 1 || hb >= m) {
-    MatmulParams p;
-    p.out = out;
-    p.a = x;
-    p.b = x;
-    p.trans_b = true;
-    p.alpha = alpha;
-    p.beta = beta;
-    p.c = c;
-    p.batch = batch;
-    matmul(p);
-    return;
-  }
+  // is narrower. One block covering everything is the whole product (one GEMM, no mirror).
+  const int64_t hb = blocks == 1 ? m : std::min(m, ((m + blocks - 1) / blocks + 7) / 8 * 8);
   for (int64_t i0 = 0; i0 < m; i0 += hb)
     for (int64_t j0 = i0; j0 < m; j0 += hb) {  // block (i, j) = X_i X_j^T, rows i0.., columns j0..
       const int64_t hi = std::min(hb, m - i0), hj = std::min(hb, m - j0);
@@ -110,14 +97,18 @@ void symmetric_product(Tensor out, Tensor x, float alpha, float beta, Tensor c, 
       p.batch = batch;
       matmul(p);
     }
-  mirror_lower_blocks(out, hb);
+  if (hb < m) mirror_lower_blocks(out, hb);
 }
+
+int default_symmetric_blocks(int64_t m) { return m >= kSymmetricMinRows ? 2 : 1; }
 
 void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps, int symmetric_blocks) {
   MU_CHECK(x.ndim() == 3, "orthogonalize: x is %s, expected (batch, m, n)", x.str().c_str());
   const int64_t batch = x.size(0), m = x.size(1), n = x.size(2);
   MU_CHECK(m <= n, "orthogonalize: x is %s; the caller transposes tall matrices so that m <= n", x.str().c_str());
   MU_CHECK(x.dtype == DType::F32, "orthogonalize: x is %s, expected F32", x.str().c_str());
+  MU_CHECK(symmetric_blocks >= 0, "orthogonalize: symmetric_blocks is %d (0 chooses, 1 is whole GEMMs)",
+           symmetric_blocks);
   const bool low = ws.gram.dtype == DType::BF16;
   check_shape("orthogonalize", "workspace x2", ws.x2, x.shape);
   check_shape("orthogonalize", "workspace gram", ws.gram, Shape{batch, m, m});
@@ -141,9 +132,7 @@ void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps
     copy(ws.xb, x);  // rounded once to bf16 (nearest even)
     cur = ws.xb;
   }
-  MU_CHECK(symmetric_blocks >= 0, "orthogonalize: symmetric_blocks is %d (0 chooses, 1 is whole GEMMs)",
-           symmetric_blocks);
-  const int blocks = symmetric_blocks > 0 ? symmetric_blocks : (m >= kSymmetricMinRows ? 2 : 1);
+  const int blocks = symmetric_blocks > 0 ? symmetric_blocks : default_symmetric_blocks(m);
   for (const QuinticCoeffs& q : ortho_coefficients(kind, steps)) {
     symmetric_product(ws.gram, cur, 1.0f, 0.0f, Tensor(), blocks);  // A' = X X^T
     // B' = b A' + c A'A', with A'A' = A' A'^T (A' is symmetric)

@@ -60,8 +60,9 @@ constexpr int64_t kSymmetricMinRows = 1024;
 
 // Orthogonalizes every item of x (batch, m, n) F32, m <= n, in place: normalise, then `steps`
 // quintic iterations. The workspace tensors must have matching shapes. `symmetric_blocks`
-// splits the symmetric products into that many block rows (1: whole GEMMs); 0 chooses (2 from
-// kSymmetricMinRows rows on, else 1).
+// splits the symmetric products into that many block rows (1: whole GEMMs); 0 chooses
+// default_symmetric_blocks(m).
+int default_symmetric_blocks(int64_t m);  // 2 from kSymmetricMinRows rows on, else 1
 void orthogonalize(Tensor x, const OrthoWorkspace& ws, OrthoKind kind, int steps, int symmetric_blocks = 0);
 
 // out = alpha * X X^T + beta * c for every item: X (batch, m, k), out (batch, m, m) and c (out's

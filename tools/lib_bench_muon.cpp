@@ -116,10 +116,11 @@ nlohmann::json bench_muon(const LlamaConfig& c, const MuonBenchOptions& o) {
       return ms;
     };
     // The symmetric products as whole GEMMs, as 3 of 4 blocks and as 10 of 16 (optim/
-    // orthogonalize.h), then what orthogonalize chooses by itself (2x2 from kSymmetricMinRows on).
-    const double whole = run(count, DType::BF16, 1), blocked = m >= 2 ? run(count, DType::BF16, 2) : whole;
-    const double blocked4 = m >= 4 ? run(count, DType::BF16, 4) : whole;
-    const double b = m >= kSymmetricMinRows ? blocked : whole;
+    // orthogonalize.h; small m may give fewer blocks), and what orthogonalize chooses by itself.
+    const double whole = run(count, DType::BF16, 1), blocked = run(count, DType::BF16, 2);
+    const double blocked4 = run(count, DType::BF16, 4);
+    const int chosen = default_symmetric_blocks(m);
+    const double b = chosen == 1 ? whole : chosen == 2 ? blocked : chosen == 4 ? blocked4 : run(count, DType::BF16, chosen);
     const double s = run(1, DType::BF16, 0), f = run(count, DType::F32, 0);
     flops_all += flops;
     ms_batched += b;
