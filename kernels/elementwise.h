@@ -1,5 +1,7 @@
 // Small element-wise ops the model and optimizer need on whole tensors.
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace mu {
@@ -12,5 +14,8 @@ void fill(Tensor t, float v);              // t = v
 void copy(Tensor dst, Tensor src);
 // sum of t^2, accumulated in double in a fixed order (independent of the thread count).
 double sum_squares(Tensor t);
+// The sum over all of ts (one device; any float dtypes; empty tensors add 0). On cuda, one
+// host wait in all instead of one per tensor: every tensor's partial sums, then one pass.
+double sum_squares(const std::vector<Tensor>& ts);
 
 }  // namespace mu

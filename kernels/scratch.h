@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/arena.h"
 #include "kernels/attention.h"
@@ -24,6 +25,7 @@ size_t scratch_bytes_attention_backward(const AttentionShape& s);
 // often tokens repeat).
 size_t scratch_bytes_embedding_backward(int64_t N, int64_t C);
 size_t scratch_bytes_sum_squares(int64_t n);
+size_t scratch_bytes_sum_squares(const std::vector<int64_t>& sizes);  // sum_squares over several tensors
 size_t scratch_bytes_frobenius_normalize(int64_t batch, int64_t per_item);
 size_t scratch_bytes_normuon(int64_t neurons);
 

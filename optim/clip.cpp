@@ -8,9 +8,7 @@ namespace mu {
 
 ClipResult clip_scale(const std::vector<Tensor>& grads, double max_norm) {
   MU_CHECK(!std::isnan(max_norm), "clip: max_norm is NaN");
-  double sum = 0.0;
-  for (const Tensor& g : grads) sum += sum_squares(g);
-  return clip_from_norm(std::sqrt(sum), max_norm);
+  return clip_from_norm(std::sqrt(sum_squares(grads)), max_norm);
 }
 
 ClipResult clip_from_norm(double norm, double max_norm) {

@@ -15,7 +15,8 @@ struct ClipResult {
   float scale;  // multiply the gradients by this (1 when not clipping)
 };
 
-// Squares accumulate in double (kernels/elementwise.h sum_squares, a fixed order). max_norm
+// Squares accumulate in double (kernels/elementwise.h sum_squares, a fixed order; on cuda one
+// host wait for all the gradients). max_norm
 // <= 0 disables clipping (scale 1; the norm is still computed, for logging). A non-finite
 // norm is returned as is with scale 1: the caller must check std::isfinite(norm), report and
 // stop; clipping cannot repair it.

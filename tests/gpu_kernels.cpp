@@ -116,6 +116,34 @@ TEST_F(GpuKernels, SumSquaresIsExactEnoughAndDeterministic) {
     }
 }
 
+// The clip norm's form: many tensors (mixed dtypes, empty, odd sizes, a view 2 bytes off 16)
+// summed with one readback, against float64 and against the tensors one at a time.
+TEST_F(GpuKernels, SumSquaresOverManyTensors) {
+  std::mt19937 rng(5);
+  const std::vector<std::pair<DType, int64_t>> specs = {
+      {DType::BF16, 2 * 16384}, {DType::F32, 7}, {DType::BF16, 0}, {DType::F32, 16384 + 1}, {DType::BF16, 99999}};
+  std::vector<DevTensor> keep;
+  std::vector<Tensor> ts;
+  double want = 0.0, one_by_one = 0.0;
+  for (const auto& [dt, n] : specs) {
+    const std::vector<float> x = rounded_if(random_vec(n + 1, rng, -3.0f, 3.0f), dt);
+    keep.emplace_back(dt, Shape{n + 1});
+    keep.back().upload(x);
+    // Elements [1, n]: for bf16 a pointer 2 bytes past the allocation (the scalar path).
+    const Tensor& whole = keep.back().t();
+    ts.emplace_back(static_cast<char*>(whole.data) + dtype_size(dt), dt, Device::CUDA, Shape{n});
+    for (int64_t i = 1; i <= n; i++) want += static_cast<double>(x[i]) * x[i];
+    one_by_one += sum_squares(ts.back());
+  }
+  const double got = sum_squares(ts);
+  EXPECT_NEAR(got, want, 1e-12 * want);
+  EXPECT_NEAR(got, one_by_one, 1e-12 * want);
+  const double again = sum_squares(ts);
+  EXPECT_EQ(std::memcmp(&got, &again, sizeof got), 0) << "two runs differ: " << got << " vs " << again;
+  EXPECT_EQ(sum_squares(std::vector<Tensor>{}), 0.0);
+  EXPECT_EQ(sum_squares(std::vector<Tensor>{ts[2]}), 0.0);  // only an empty tensor
+}
+
 // ---- embedding -----------------------------------------------------------------------------
 
 std::vector<int32_t> token_ids(int64_t n, int64_t V, std::mt19937& rng) {

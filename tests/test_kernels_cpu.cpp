@@ -424,6 +424,14 @@ TEST(KernelsCpu, Elementwise) {
   with_threads(2, [&] { s2 = sum_squares(b); });
   EXPECT_NEAR(s1, want, 1e-12 * want);  // double sums of exact fp32 squares: only the order differs
   EXPECT_EQ(s1, s2);                     // fixed chunking: independent of the thread count
+  // Several tensors (the clip norm's form): the sum of the single sums, in the order given.
+  HostTensor none = HostTensor::f32({0});
+  EXPECT_EQ(sum_squares(std::vector<Tensor>{b, none, out}), s1 + sum_squares(out));
+  EXPECT_EQ(sum_squares(std::vector<Tensor>{}), 0.0);
+  // A cpu tensor and a cuda one in one sum: refused before anything is read.
+  float fake[4] = {};
+  const Tensor on_gpu(fake, DType::F32, Device::CUDA, Shape{4});
+  EXPECT_THROW(sum_squares(std::vector<Tensor>{b, on_gpu}), Error);
   EXPECT_THROW(add(out, a, HostTensor::f32({n - 1})), Error);
   EXPECT_THROW(accumulate(out, HostTensor(DType::BF16, {n})), Error);
   EXPECT_THROW(copy(m, HostTensor(DType::BF16, {n})), Error);

@@ -116,11 +116,11 @@ std::vector<ParamRef> TrainOptimizer::hidden_refs(const std::vector<ParamRef>& r
 
 void TrainOptimizer::plan(ArenaPlan& plan, const std::vector<ParamRef>& shapes) {
   route(shapes);
-  // The clip norm's sums of squares (kernels/scratch.h): per gradient tensor, or over this
-  // rank's owned part when sharded; neither is larger than all the parameters together.
-  int64_t total = 0;
-  for (const ParamRef& r : shapes) total += r.param.numel();
-  plan.need_scratch(scratch_bytes_sum_squares(total));
+  // The clip norm's sums of squares (kernels/scratch.h): over every gradient tensor at once,
+  // or over this rank's owned part (one flat tensor, never more partials) when sharded.
+  std::vector<int64_t> sizes;
+  for (const ParamRef& r : shapes) sizes.push_back(r.param.numel());
+  plan.need_scratch(scratch_bytes_sum_squares(sizes));
   if (!comm_) {
     if (muon_config_) Muon::plan(plan, shapes, muon_config(opts_, nullptr, dev_), splits_);
     else AdamW::plan(plan, shapes);

@@ -9,6 +9,8 @@
 // is BF16 only (tensor-core mma); matmul takes BF16 or F32 operands.
 // Plain C++ (no CUDA headers): the entries in kernels/<op>.cpp include it.
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -54,6 +56,7 @@ void fill(Tensor t, float v);
 // device when both are cuda tensors, through a host staging buffer otherwise.
 void copy(Tensor dst, Tensor src);
 double sum_squares(Tensor t);
+double sum_squares(const std::vector<Tensor>& ts);
 
 void adamw_update(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h);
 void adamw_update_master(Tensor param, Tensor master, Tensor grad, Tensor m, Tensor v, const AdamWHyper& h);

@@ -164,15 +164,19 @@ void launch_convert(TD* dst, const TS* src, int64_t n) {
   MU_CUDA_CHECK_LAUNCH();
 }
 
+// Pass 1 for one tensor: its partials go to partial[0, ceil(n / kSsqChunk)).
 template <class T>
-double launch_sum_squares(const T* x, int64_t n) {
+void launch_sum_squares_partial(double* partial, const T* x, int64_t n) {
   const int64_t nparts = ceil_div(n, kSsqChunk);
-  double* partial = static_cast<double*>(scratch(scratch_bytes_sum_squares(n), "sum_squares"));
   if (use_vec8(n, {x}))
     sum_squares_partial_kernel<T, 8><<<static_cast<unsigned>(nparts), kThreads>>>(partial, x, n);
   else
     sum_squares_partial_kernel<T, 1><<<static_cast<unsigned>(nparts), kThreads>>>(partial, x, n);
   MU_CUDA_CHECK_LAUNCH();
+}
+
+// Pass 2 over partial[0, nparts) into partial[nparts], then the one readback (a host wait).
+double finish_sum_squares(double* partial, int64_t nparts) {
   sum_squares_final_kernel<<<1, 1024>>>(partial + nparts, partial, nparts);
   MU_CUDA_CHECK_LAUNCH();
   double out = 0.0;
@@ -271,16 +275,29 @@ void copy(Tensor dst, Tensor src) {
     launch_convert<float, bf16_t>(dptr<float>(dst), dptr<const bf16_t>(src), dst.numel());
 }
 
-double sum_squares(Tensor t) {
+double sum_squares(Tensor t) { return sum_squares(std::vector<Tensor>{t}); }
+
+double sum_squares(const std::vector<Tensor>& ts) {
   require_device("sum_squares");
-  check_float_dtype("sum_squares", "t", t);
-  if (t.numel() == 0) return 0.0;
-  double r = 0.0;
-  dispatch_float(t.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    r = launch_sum_squares<T>(dptr<const T>(t), t.numel());
-  });
-  return r;
+  std::vector<int64_t> sizes;
+  for (const Tensor& t : ts) {
+    check_float_dtype("sum_squares", "t", t);
+    MU_CHECK(t.device == Device::CUDA, "sum_squares: %s is not on the GPU (the tensors of one sum share a device)",
+             t.str().c_str());
+    sizes.push_back(t.numel());
+  }
+  double* partial = static_cast<double*>(scratch(scratch_bytes_sum_squares(sizes), "sum_squares"));
+  // Every tensor's partials back to back, in the order given; one final pass, one readback.
+  int64_t at = 0;
+  for (const Tensor& t : ts) {
+    if (t.numel() == 0) continue;
+    dispatch_float(t.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      launch_sum_squares_partial<T>(partial + at, dptr<const T>(t), t.numel());
+    });
+    at += ceil_div(t.numel(), kSsqChunk);
+  }
+  return at == 0 ? 0.0 : finish_sum_squares(partial, at);
 }
 
 void bench_copy_kernel(void* dst, const void* src, size_t bytes) {
@@ -293,7 +310,11 @@ void bench_copy_kernel(void* dst, const void* src, size_t bytes) {
 
 }  // namespace cuda
 
-size_t scratch_bytes_sum_squares(int64_t n) {
-  return static_cast<size_t>(cuda::ceil_div(n, cuda::kSsqChunk) + 1) * sizeof(double);  // partials and the total
+size_t scratch_bytes_sum_squares(int64_t n) { return scratch_bytes_sum_squares(std::vector<int64_t>{n}); }
+
+size_t scratch_bytes_sum_squares(const std::vector<int64_t>& sizes) {
+  int64_t parts = 0;
+  for (int64_t n : sizes) parts += cuda::ceil_div(n, cuda::kSsqChunk);
+  return static_cast<size_t>(parts + 1) * sizeof(double);  // the partials and the total
 }
 }  // namespace mu
