@@ -76,3 +76,20 @@ TEST(CostModel, ToolRunsWithoutAGpu) {
 }
 
 }  // namespace
+
+// The peak table against the names the CUDA runtime reports for these boards (as nvidia-smi
+// and cudaGetDeviceProperties print them) and the dense bf16 figures of their datasheets.
+TEST(CostModel, KnownPeaksByDeviceName) {
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA H100 80GB HBM3"), 989.0);  // SXM
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA H100 PCIe"), 756.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA H100 NVL"), 835.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA H200"), 989.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA A100-SXM4-80GB"), 312.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA A100 80GB PCIe"), 312.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA L4"), 121.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA L40S"), 362.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA L40"), 0.0);  // not in the table; must not read as an L4
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA GeForce RTX 4090"), 165.2);
+  EXPECT_EQ(known_peak_bf16_tflops("Tesla V100-SXM2-16GB"), 0.0);
+  EXPECT_EQ(known_peak_bf16_tflops(""), 0.0);
+}

@@ -1,6 +1,8 @@
 #include "tools/lib_cost.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "optim/muon_shard.h"
 #include "train/optim_setup.h"
@@ -113,6 +115,23 @@ std::string cost_table(const LlamaConfig& c, const std::string& preset, const Co
              {"hbm_gbs", in.hbm_gbs},
              {"rows", rows}};
   return s;
+}
+
+double known_peak_bf16_tflops(const std::string& name) {
+  // Dense figures: NVIDIA's datasheets give bf16 "with sparsity", twice these. Most specific
+  // names first (an H100 PCIe is also an "H100"). Sources: H100 and H200 datasheets (SXM 1979,
+  // PCIe 1513, NVL 1671 sparse), A100 datasheet (312 dense), L4 (242 sparse), L40S (362
+  // dense), the Ada whitepaper for the RTX 4090 (165.2 with fp32 accumulation), B200 (4.5
+  // PFLOP/s sparse in the HGX B200 sheet).
+  static const std::pair<const char*, double> kTable[] = {
+      {"H100 PCIe", 756.0}, {"H100 NVL", 835.0}, {"H200 NVL", 835.0}, {"GH200", 989.0}, {"H100", 989.0},
+      {"H200", 989.0},      {"B200", 2250.0},    {"A100", 312.0},     {"L40S", 362.0}, {"RTX 4090", 165.2},
+  };
+  for (const auto& [key, tflops] : kTable)
+    if (name.find(key) != std::string::npos) return tflops;
+  // "NVIDIA L4" alone: a substring test would also match L40 / L40S.
+  if (name == "NVIDIA L4") return 121.0;
+  return 0.0;
 }
 
 }  // namespace mu

@@ -48,6 +48,11 @@ double optimizer_bytes_per_param(const std::string& optimizer);
 // Forward + backward FLOPs per token: 6N + 6 L H D T (causal attention), as mu-bench's step.
 double train_flops_per_token(const LlamaConfig& c, int seq);
 
+// The dense bf16 tensor-core peak (TFLOP/s, fp32 accumulation) of a GPU known by its CUDA
+// device name ("NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100-SXM4-80GB", ...), from
+// the vendor's datasheets; 0 for a name not in the table (mu-bench then asks for --peak-tflops).
+double known_peak_bf16_tflops(const std::string& device_name);
+
 CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world);
 // The human table (one row per world size) and its inputs, and the same as JSON.
 std::string cost_table(const LlamaConfig& c, const std::string& preset, const CostInputs& in,

@@ -55,7 +55,7 @@ struct Options {
   std::string config = "llama-3.2-1b";
   int batch = 4, seq = 2048, runs = 20, warmup = 3, step_runs = 5;
   int64_t gemm = 8192;
-  double peak_tflops = 0.0;  // 0: MFU against the measured GEMM rate only
+  double peak_tflops = 0.0;  // 0: from the device name (lib_cost.h), else MFU against the measured GEMM only
   bool step = true, muon = true;
   std::string json;
   // --cost-model
@@ -472,7 +472,9 @@ int main(int argc, char** argv) {
                  "also time Muon's optimizer step: the orthogonalization batched vs one matrix at a time, whole "
                  "GEMMs vs symmetric 2x2 and 4x4 blocks, its TFLOP/s against the GEMM ceiling, and the whole step "
                  "against the training step");
-    cli.add_float("peak-tflops", &o.peak_tflops, "the GPU's dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0: skip");
+    cli.add_float("peak-tflops", &o.peak_tflops,
+                  "the GPU's dense bf16 peak for MFU (989 for H100 SXM); 0: known from the device name (H100, H200, "
+                  "A100, L4, L40S, RTX 4090, B200), else MFU against the measured GEMM only");
     cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
     cli.section("cost model (no GPU needed; docs/distributed.md)");
     cli.add_flag("cost-model", &o.cost_model,
@@ -495,10 +497,21 @@ int main(int argc, char** argv) {
     }
     MU_CHECK(o.batch > 0 && o.seq > 0 && o.runs > 0 && o.warmup >= 0 && o.gemm > 0,
              "sizes and counts must be positive");
+    MU_CHECK(o.peak_tflops >= 0, "--peak-tflops %g: must be positive (or 0: known from the device name)",
+             o.peak_tflops);
     const LlamaConfig cfg = load_config(o.config);
     const cuda::DeviceInfo& dev = cuda::device_info();
     std::printf("device %s: sm_%d%d, %d SMs, L2 %.0f MiB, %.1f GiB\n", dev.name.c_str(), dev.cc_major, dev.cc_minor,
                 dev.sm_count, dev.l2_bytes / 1048576.0, dev.global_bytes / 1073741824.0);
+    if (o.peak_tflops <= 0) {
+      o.peak_tflops = known_peak_bf16_tflops(dev.name);
+      if (o.peak_tflops > 0)
+        std::printf("peak dense bf16 %.0f TFLOP/s (datasheet, from the device name; --peak-tflops overrides)\n",
+                    o.peak_tflops);
+      else
+        std::printf("peak dense bf16: %s is not in mu-bench's table; pass --peak-tflops for MFU against the peak\n",
+                    dev.name.c_str());
+    }
     Bench b(o, dev.l2_bytes);
     nlohmann::json step;
     {
@@ -527,6 +540,7 @@ int main(int argc, char** argv) {
       j["seq_len"] = o.seq;
       j["copy_gbs"] = b.copy_gbs;
       j["gemm_tflops"] = b.gemm_tflops;
+      j["peak_tflops"] = o.peak_tflops;
       for (const Row& r : b.rows)
         j["kernels"].push_back({{"name", r.name},
                                 {"shape", r.shape},
