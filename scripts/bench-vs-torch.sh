@@ -5,7 +5,7 @@
 #   scripts/bench-vs-torch.sh [BUILD_DIR] [OUT_DIR]
 #   env: CONFIGS="smollm2-135m llama-3.2-1b:16"  (PRESET or PRESET:BATCH)  BATCH=4  SEQ=2048
 #        PYTHON=python3  PEAK_TFLOPS=0 (0: from the device name)  TORCH=0 (skip the PyTorch side)
-#        MU_BENCH_ARGS="--runs 5" (more mu-bench flags)
+#        MU_BENCH_ARGS="--runs 5" (more mu-bench flags)  TORCH_ARGS="--skip step" (more bench_torch.py flags)
 # Writes OUT_DIR/{mu,torch}-<preset>-b<batch>.json and OUT_DIR/results-<preset>-b<batch>.md; copy the .md files to
 # bench/results/ with the device in the name.
 set -euo pipefail
@@ -33,7 +33,8 @@ for item in ${CONFIGS:-smollm2-135m llama-3.2-1b}; do
   torch_json=
   if [ "${TORCH:-1}" != 0 ]; then
     echo "== $cfg, batch $batch: PyTorch"
-    if "$py" tools/bench_torch.py --config "$cfg" --batch-size "$batch" --seq-len "${SEQ:-2048}" \
+    # shellcheck disable=SC2086  # TORCH_ARGS: extra flags, word-split on purpose
+    if "$py" tools/bench_torch.py --config "$cfg" --batch-size "$batch" --seq-len "${SEQ:-2048}" ${TORCH_ARGS:-} \
       --json "$out/torch-$tag.json"; then
       torch_json=$out/torch-$tag.json
     else
