@@ -3,7 +3,9 @@
 // test_oracle_llama checks the cpu backend on): logits, loss and every parameter gradient.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/cuda_check.h"
 #include "core/transfer.h"

@@ -3,6 +3,7 @@
 // must learn, and its loss curve must track the fp32 cpu run's. Self-contained (model + op
 // API): it checks the backend, not the trainer.
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>

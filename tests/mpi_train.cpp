@@ -12,8 +12,10 @@
 // within ~1e-8. Asserted: weights 5e-5 relative L2, losses and gradient norms 2e-6 relative.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>

@@ -2,6 +2,8 @@
 // against hand-computed values for llama-3.2-1b, and the tool running without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "core/fileio.h"

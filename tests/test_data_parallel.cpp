@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstdio>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <set>
 
 #include "core/comm.h"

@@ -6,6 +6,7 @@
 #include "core/cuda_check.h"
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstring>

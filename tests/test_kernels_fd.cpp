@@ -14,6 +14,7 @@
 // natural scale; cancellation-proof).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>

@@ -4,6 +4,7 @@
 // the CUDA libraries; the cases are few on purpose. test_muon.cpp covers every name parser.)
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>

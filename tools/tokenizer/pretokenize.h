@@ -9,6 +9,7 @@
 // these patterns match every character, so nothing falls between matches).
 #pragma once
 #include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
