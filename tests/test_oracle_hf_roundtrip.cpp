@@ -167,7 +167,8 @@ TEST(HfExportShards, ForcedShardingGivesAValidIndex) {
     EXPECT_EQ(f, want);
     // Over the limit only when one tensor alone is (the 128x64 embedding and head).
     if (bytes > o.max_shard_bytes) {
-      EXPECT_EQ(std::count_if(tensors.begin(), tensors.end(), [&](auto& t) { return t.second.file == f; }), 1) << f;
+      const std::string& file = f;  // C++17 lambdas cannot capture a structured binding (clang refuses)
+      EXPECT_EQ(std::count_if(tensors.begin(), tensors.end(), [&](auto& t) { return t.second.file == file; }), 1) << f;
     }
   }
   EXPECT_FALSE(fs::exists(tmp + "/out/model.safetensors"));
