@@ -1,6 +1,8 @@
 // element-wise entries: validate, then dispatch on the device.
 #include "kernels/elementwise.h"
 
+#include <cmath>
+
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_check.h"
@@ -42,6 +44,16 @@ void fill(Tensor t, float v) {
   if (t.device == Device::CUDA) return cuda::fill(t, v);
   check_cpu_f32(op, {{"t", t}});
   cpu::fill(t, v);
+}
+
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
+  const char* op = "fill_uniform";
+  check_present(op, {{"t", t}});
+  MU_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, "%s: the range [%g, %g) is empty or not finite", op, lo,
+           hi);
+  if (t.device == Device::CUDA) return cuda::fill_uniform(t, seed, lo, hi);
+  check_cpu_f32(op, {{"t", t}});
+  cpu::fill_uniform(t, seed, lo, hi);
 }
 
 void copy(Tensor dst, Tensor src) {

@@ -1,5 +1,6 @@
 // Small element-wise ops the model and optimizer need on whole tensors.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"
@@ -10,6 +11,9 @@ void add(Tensor out, Tensor a, Tensor b);  // out = a + b (out may alias a or b)
 void accumulate(Tensor dst, Tensor src);   // dst += src; same shapes
 void scale(Tensor t, float s);             // t *= s
 void fill(Tensor t, float v);              // t = v
+// t[i] = uniform_at(seed, i, lo, hi) (kernels/uniform_hash.h): pseudo-random in [lo, hi), the
+// same bits on every backend; for inputs that must not be constant (benchmarks, tests).
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi);
 // dst = src: same numel and dtype (any dtype; shapes may differ, e.g. a flattened view).
 void copy(Tensor dst, Tensor src);
 // sum of t^2, accumulated in double in a fixed order (independent of the thread count).

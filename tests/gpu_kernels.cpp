@@ -144,6 +144,26 @@ TEST_F(GpuKernels, SumSquaresOverManyTensors) {
   EXPECT_EQ(sum_squares(std::vector<Tensor>{ts[2]}), 0.0);  // only an empty tensor
 }
 
+// The device fills exactly what the cpu fills (the same hash, one fma): F32 bitwise, BF16 as
+// the round-to-nearest-even of the cpu's F32 values; odd sizes, a pointer 2 bytes off 16.
+TEST_F(GpuKernels, FillUniformMatchesCpu) {
+  for (int64_t n : {int64_t{1}, int64_t{1000003}}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    HostTensor want = HostTensor::f32({n});
+    fill_uniform(want, 42, -0.5f, 1.5f);
+    DevTensor f(DType::F32, {n}), h(DType::BF16, {n + 1});
+    f.poison();
+    h.poison();
+    fill_uniform(f, 42, -0.5f, 1.5f);
+    const Tensor hv(static_cast<char*>(h.t().data) + 2, DType::BF16, Device::CUDA, Shape{n});
+    fill_uniform(hv, 42, -0.5f, 1.5f);
+    expect_close(f.download(), values(want), 0.0, 0.0, "fill_uniform f32");
+    const std::vector<uint16_t> bits = h.download_bits16();
+    for (int64_t i = 0; i < n; i++)
+      ASSERT_EQ(bits[i + 1], f32_to_bf16(want.f32()[i]).bits) << "fill_uniform bf16, element " << i;
+  }
+}
+
 // ---- embedding -----------------------------------------------------------------------------
 
 std::vector<int32_t> token_ids(int64_t n, int64_t V, std::mt19937& rng) {

@@ -438,6 +438,43 @@ TEST(KernelsCpu, Elementwise) {
   EXPECT_THROW(copy(m, HostTensor(DType::BF16, {n})), Error);
 }
 
+// fill_uniform: statistics of a uniform distribution on [lo, hi) (no value is taken from the
+// hash itself), determinism by seed and independence from the thread count.
+TEST(KernelsCpu, FillUniformIsUniformAndSeeded) {
+  const int64_t n = int64_t{1} << 20;
+  const float lo = -2.0f, hi = 3.0f;
+  HostTensor a = HostTensor::f32({n}), b = HostTensor::f32({n}), c = HostTensor::f32({n});
+  with_threads(1, [&] { fill_uniform(a, 7, lo, hi); });
+  with_threads(2, [&] { fill_uniform(b, 7, lo, hi); });
+  fill_uniform(c, 8, lo, hi);
+  EXPECT_EQ(0, std::memcmp(a.f32(), b.f32(), a.t().nbytes())) << "the thread count changed the values";
+  double sum = 0, sq = 0, lag = 0;
+  int64_t same_as_other_seed = 0;
+  std::vector<int64_t> bins(20, 0);
+  for (int64_t i = 0; i < n; i++) {
+    const double x = a.f32()[i];
+    ASSERT_TRUE(x >= lo && x < hi) << "element " << i << " = " << x;
+    sum += x;
+    sq += x * x;
+    if (i > 0) lag += (x - 0.5) * (a.f32()[i - 1] - 0.5);
+    bins[static_cast<size_t>((x - lo) / (hi - lo) * 20)]++;
+    same_as_other_seed += a.f32()[i] == c.f32()[i];
+  }
+  const double mean = sum / n, var = sq / n - mean * mean, width = hi - lo;
+  // Uniform on [lo, hi): mean 0.5, variance width^2 / 12; 6 standard errors allowed.
+  EXPECT_NEAR(mean, 0.5, 6 * width / std::sqrt(12.0 * n));
+  EXPECT_NEAR(var, width * width / 12, 0.01 * width * width / 12);
+  // lag-1 autocorrelation: about N(0, 1/n) for independent values
+  EXPECT_LT(std::abs(lag / n / (width * width / 12)), 6 / std::sqrt(static_cast<double>(n)));
+  // Chi-square over 20 equal bins, 19 degrees of freedom: 60 is far past p = 1e-5 (about 50).
+  double chi2 = 0;
+  for (int64_t k : bins) chi2 += (k - n / 20.0) * (k - n / 20.0) / (n / 20.0);
+  EXPECT_LT(chi2, 60.0);
+  EXPECT_LT(same_as_other_seed, n / 1000) << "seeds 7 and 8 give mostly the same values";
+  EXPECT_THROW(fill_uniform(a, 1, 1.0f, 1.0f), Error);  // empty range
+  EXPECT_THROW(fill_uniform(a, 1, 0.0f, std::numeric_limits<float>::infinity()), Error);
+}
+
 TEST(KernelsCpu, CudaTensorsFailClearly) {
   // Without a GPU, a cuda tensor reaches the dispatch and gets a clear message (nothing is
   // touched). With one, the host pointer below would be a real fault: the gpu_* suites cover it.

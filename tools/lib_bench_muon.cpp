@@ -60,11 +60,12 @@ std::unique_ptr<Rig> make_rig(const LlamaConfig& c, const MuonConfig& cfg) {
   size_t free_b = 0, total_b = 0;
   cuda_mem_info(&free_b, &total_b);
   r->arena = std::make_unique<Arena>(r->plan, Device::CUDA, free_b, "use a smaller --config");
-  for (ParamRef& ref : r->refs) {
+  uint64_t seed = 100;
+  for (ParamRef& ref : r->refs) {  // random, not constant: tensor cores run faster on constant data
     ref.param = r->arena->get("param." + ref.name);
     ref.grad = r->arena->get("grad." + ref.name);
-    fill(ref.param, 0.01f);
-    fill(ref.grad, 0.02f);  // timing only: the GEMMs do not care about the values
+    fill_uniform(ref.param, ++seed, -0.05f, 0.05f);
+    fill_uniform(ref.grad, ++seed, -1e-3f, 1e-3f);
   }
   r->muon = std::make_unique<Muon>(r->refs, *r->arena, cfg, splits);
   r->muon->init_masters();
@@ -100,7 +101,7 @@ nlohmann::json bench_muon(const LlamaConfig& c, const MuonBenchOptions& o) {
         MU_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(256, static_cast<size_t>(s.numel()) * dtype_size(t))));
         mem.push_back(p);
         Tensor x(p, t, Device::CUDA, s);
-        fill(x, 0.01f);
+        fill_uniform(x, mem.size(), -1.0f, 1.0f);  // the workspaces are overwritten; x is the input
         return x;
       };
       Tensor x = make(DType::F32, {batch, m, n});

@@ -120,23 +120,27 @@ int run_cost_model(const Options& o) {
   return 0;
 }
 
-// Device memory owned by the benchmark, freed at exit.
+// Device memory owned by the benchmark, freed at exit. Float tensors are filled with
+// pseudo-random values (a new seed each): kernels, the tensor cores above all, can run faster
+// on constant data than on real data (lower power, higher clocks), which would flatter both
+// the ceilings and the kernels measured against them.
 class Pool {
  public:
   ~Pool() {
     for (void* p : ptrs_) cudaFree(p);
   }
-  Tensor make(DType t, Shape s, float fill_value = 0.01f) {
-    void* p = nullptr;
-    const size_t bytes = std::max<size_t>(256, static_cast<size_t>(s.numel()) * dtype_size(t));
-    MU_CUDA_CHECK(cudaMalloc(&p, bytes));
-    ptrs_.push_back(p);
-    Tensor x(p, t, Device::CUDA, s);
-    if (t == DType::F32 || t == DType::BF16) fill(x, fill_value);
+  Tensor make(DType t, Shape s, float lo = -1.0f, float hi = 1.0f) {
+    Tensor x = alloc(t, s);
+    if (t == DType::F32 || t == DType::BF16) fill_uniform(x, ++seed_, lo, hi);
+    return x;
+  }
+  Tensor make_filled(DType t, Shape s, float value) {
+    Tensor x = alloc(t, s);
+    fill(x, value);
     return x;
   }
   Tensor tokens(int64_t n, int64_t V, uint32_t seed) {
-    Tensor x = make(DType::I32, {n});
+    Tensor x = alloc(DType::I32, {n});
     std::mt19937 rng(seed);
     std::vector<int32_t> h(n);
     for (auto& v : h) v = static_cast<int32_t>(rng() % V);
@@ -145,7 +149,15 @@ class Pool {
   }
 
  private:
+  Tensor alloc(DType t, Shape s) {
+    void* p = nullptr;
+    const size_t bytes = std::max<size_t>(256, static_cast<size_t>(s.numel()) * dtype_size(t));
+    MU_CUDA_CHECK(cudaMalloc(&p, bytes));
+    ptrs_.push_back(p);
+    return Tensor(p, t, Device::CUDA, s);
+  }
   std::vector<void*> ptrs_;
+  uint64_t seed_ = 0;
 };
 
 // Median milliseconds of fn(set) over `runs` runs after `warmup`, cycling through nsets sets.
@@ -287,9 +299,9 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
                    static_cast<int>(s.size()), [&](int i) { embedding_backward(dtable, s[i][1], s[i][0]); });
   }
   {
-    Tensor w = pool.make(bf, {C}, 1.0f), dw = pool.make(bf, {C});
+    Tensor w = pool.make(bf, {C}, 0.5f, 1.5f), dw = pool.make(bf, {C});
     auto s = sets(6 * act, [&] {
-      return std::vector<Tensor>{pool.make(bf, {N, C}), pool.make(bf, {N, C}), pool.make(DType::F32, {N}),
+      return std::vector<Tensor>{pool.make(bf, {N, C}), pool.make(bf, {N, C}), pool.make(DType::F32, {N}, 0.5f, 2.0f),
                                  pool.make(bf, {N, C}), pool.make(bf, {N, C}), pool.make(bf, {N, C})};
     });
     const int ns = static_cast<int>(s.size());
@@ -302,7 +314,7 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
   }
   {
     const double bytes = 2.0 * N * (H + Hkv) * D * 2;  // read + write the rotated heads
-    Tensor cs = pool.make(DType::F32, {T, D / 2}, 0.5f), sn = pool.make(DType::F32, {T, D / 2}, 0.5f);
+    Tensor cs = pool.make(DType::F32, {T, D / 2}), sn = pool.make(DType::F32, {T, D / 2});
     auto s = sets(N * Ht * D * 2.0, [&] { return std::vector<Tensor>{pool.make(bf, {B, T, Ht, D})}; });
     b.memory_bound("rope fwd", dims({B, T, Ht, D}), bytes, static_cast<int>(s.size()),
                    [&](int i) { rope_forward(s[i][0], static_cast<int>(H + Hkv), cs, sn); });
@@ -380,7 +392,7 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
   {  // AdamW over a tensor the size of the model: 28 bytes per parameter.
     const int64_t n = c.num_params();
     Tensor p = pool.make(bf, {n}), master = pool.make(DType::F32, {n}), g = pool.make(bf, {n}),
-           m = pool.make(DType::F32, {n}), v = pool.make(DType::F32, {n});
+           m = pool.make(DType::F32, {n}, -1e-3f, 1e-3f), v = pool.make(DType::F32, {n}, 0.0f, 1e-6f);
     AdamWHyper h;
     h.lr = 1e-4;
     b.memory_bound("adamw (fp32 master)", dims({n}), 28.0 * n, 1,
@@ -409,8 +421,9 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
   std::vector<State> st;
   const auto ws = m.weights().named(c), gs = m.grads().named(c);
   for (size_t i = 0; i < ws.size(); i++) {
-    State s{ws[i].second, gs[i].second, pool.make(DType::F32, ws[i].second.shape),
-            pool.make(DType::F32, ws[i].second.shape, 0.0f), pool.make(DType::F32, ws[i].second.shape, 0.0f)};
+    const Shape& shape = ws[i].second.shape;
+    State s{ws[i].second, gs[i].second, pool.make(DType::F32, shape), pool.make_filled(DType::F32, shape, 0.0f),
+            pool.make_filled(DType::F32, shape, 0.0f)};
     copy(s.master, s.w);  // bf16 -> f32
     st.push_back(s);
   }

@@ -35,6 +35,7 @@ void add(Tensor out, Tensor a, Tensor b);
 void accumulate(Tensor dst, Tensor src);
 void scale(Tensor t, float s);
 void fill(Tensor t, float v);
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi);
 void copy(Tensor dst, Tensor src);
 double sum_squares(Tensor t);
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/uniform_hash.h"
 
 namespace mu {
 namespace cpu {
@@ -35,6 +36,13 @@ void scale(Tensor t, float s) {
 void fill(Tensor t, float v) {
   float* p = t.f32();
   std::fill(p, p + t.numel(), v);
+}
+
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
+  float* p = t.f32();
+  const int64_t n = t.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) p[i] = uniform_at(seed, i, lo, hi);
 }
 
 void copy(Tensor dst, Tensor src) {

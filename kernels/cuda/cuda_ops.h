@@ -52,6 +52,7 @@ void add(Tensor out, Tensor a, Tensor b);
 void accumulate(Tensor dst, Tensor src);
 void scale(Tensor t, float s);
 void fill(Tensor t, float v);
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi);  // F32 or BF16 (rounded)
 // Either side may be on the cpu (cudaMemcpy); F32 <-> BF16 conversions are done on the
 // device when both are cuda tensors, through a host staging buffer otherwise.
 void copy(Tensor dst, Tensor src);

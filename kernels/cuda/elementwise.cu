@@ -1,11 +1,13 @@
-// Element-wise ops on whole tensors (add, accumulate, scale, fill, copy with F32 <-> BF16
-// conversion, sum of squares), F32 or BF16, fp32 arithmetic. Memory-bound: 8 elements per
-// thread per step when every pointer is 16-byte aligned and the count divides, else 1.
+// Element-wise ops on whole tensors (add, accumulate, scale, fill, fill_uniform, copy with
+// F32 <-> BF16 conversion, sum of squares), F32 or BF16, fp32 arithmetic. Memory-bound: 8
+// elements per thread per step when every pointer is 16-byte aligned and the count divides,
+// else 1.
 #include <cstring>
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/scratch.h"
+#include "kernels/uniform_hash.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace mu {
@@ -71,6 +73,14 @@ __global__ void convert_kernel(TD* dst, const TS* src, int64_t nvec) {
     float x[VEC];
     load_vec<VEC>(src + i * VEC, x);
     store_vec<VEC>(dst + i * VEC, x);
+  }
+}
+
+template <class T>
+__global__ void fill_uniform_kernel(T* t, uint64_t seed, float lo, float hi, int64_t n) {
+  MU_GRID_STRIDE(i, n) {
+    const float v[1] = {uniform_at(seed, i, lo, hi)};
+    store_vec<1>(t + i, v);
   }
 }
 
@@ -249,6 +259,17 @@ void fill(Tensor t, float v) {
   dispatch_float(t.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_fill<T>(dptr<T>(t), v, t.numel());
+  });
+}
+
+void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
+  require_device("fill_uniform");
+  check_float_dtype("fill_uniform", "t", t);
+  if (t.numel() == 0) return;
+  dispatch_float(t.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    fill_uniform_kernel<T><<<grid_for(t.numel(), kThreads), kThreads>>>(dptr<T>(t), seed, lo, hi, t.numel());
+    MU_CUDA_CHECK_LAUNCH();
   });
 }
 
