@@ -306,11 +306,13 @@ def bench_attention(cfg, args, device, timer):
             F.scaled_dot_product_attention(q, k, v, is_causal=True, **gqa)
         except TypeError:  # torch < 2.5: no enable_gqa; expand K/V (a copy the engine does not make)
             gqa = None
+        dout = torch.randn(B, h, T, d, device=device, dtype=dt)  # random, as mu-bench's: not ones
+
         def run(backward):
             kk, vv = (k, v) if gqa is not None else (k.repeat_interleave(h // hkv, 1), v.repeat_interleave(h // hkv, 1))
             o = F.scaled_dot_product_attention(q, kk, vv, is_causal=True, **(gqa or {}))
             if backward:
-                o.backward(torch.ones_like(o))
+                o.backward(dout)
         fwd = timer(lambda: run(False))
         both = timer(lambda: run(True))
         name = f"attention d={d}"
