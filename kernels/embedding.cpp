@@ -28,10 +28,10 @@ void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
   cpu::embedding_forward(out, tokens, table);
 }
 
-void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
+void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t* host_tokens) {
   const char* op = "embedding_backward";
   check_args(op, "dtable", dtable, tokens, "dout", dout);
-  if (dtable.device == Device::CUDA) return cuda::embedding_backward(dtable, tokens, dout);
+  if (dtable.device == Device::CUDA) return cuda::embedding_backward(dtable, tokens, dout, host_tokens);
   check_cpu_f32(op, {{"dtable", dtable}, {"dout", dout}});
   cpu::embedding_backward(dtable, tokens, dout);
 }

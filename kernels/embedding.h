@@ -1,5 +1,7 @@
 // Token embedding lookup: out[n] = table[tokens[n]].
 #pragma once
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace mu {
@@ -8,7 +10,9 @@ namespace mu {
 // id and its position; nothing is read out of bounds.
 void embedding_forward(Tensor out, Tensor tokens, Tensor table);
 // dtable (V, C) += the rows of dout (N, C) scattered to their token ids. Deterministic:
-// the sum order does not depend on the thread count.
-void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout);
+// the sum order does not depend on the thread count. host_tokens: a host copy of the same N
+// ids when the caller has one (the model keeps its batch); the cuda backend then plans from
+// it instead of reading tokens back, so the host does not wait for the device.
+void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t* host_tokens = nullptr);
 
 }  // namespace mu

@@ -167,6 +167,8 @@ void Llama::init_random(uint64_t seed, double std) {
 
 void Llama::set_batch(const int32_t* tokens, const int32_t* targets) {
   copy_from_host(tokens_, tokens);
+  // Kept for the embedding backward, which buckets the ids on the host (kernels/embedding.h).
+  host_tokens_.assign(tokens, tokens + tokens_.numel());
   has_targets_ = targets != nullptr;
   if (targets) copy_from_host(targets_, targets);
 }
@@ -249,7 +251,7 @@ void Llama::backward(float grad_scale) {
     rmsnorm_backward(dres_, g_.attn_norm[l], dln_, res_[l], w_.attn_norm[l], rstd1_[l]);
     if (layer_hook_) layer_hook_(l);
   }
-  embedding_backward(g_.embed, tokens_, dres_);
+  embedding_backward(g_.embed, tokens_, dres_, host_tokens_.data());
 }
 
 double Llama::forward_backward(float grad_scale) {

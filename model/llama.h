@@ -66,6 +66,7 @@ class Llama {
   bool has_targets_ = false;
   LlamaWeights w_, g_;
   // Saved activations, one entry per layer; shapes in llama.cpp's plan().
+  std::vector<int32_t> host_tokens_;  // the batch's ids as set_batch received them
   std::vector<Tensor> res_, ln1_, rstd1_, qkv_, att_, lse_, hmid_, ln2_, rstd2_, gate_up_, act_;
   Tensor tokens_, targets_, lnf_, rstdf_, logits_, losses_, tmp_, rope_cos_, rope_sin_;
   // Backward scratch.

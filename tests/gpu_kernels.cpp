@@ -7,6 +7,7 @@
 // tolerances) from bf16 rounding (looser ones, justified next to each assertion).
 #include <cstring>
 
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/residual_rmsnorm.h"
@@ -258,7 +259,48 @@ TEST_F(GpuKernels, EmbeddingBackwardMatchesCpuAndIsDeterministic) {
       embedding_backward(dtab, dtok, dg);
       const std::vector<float> again = dtab.download();
       EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * 4), 0) << "two runs differ bitwise";
+      // With the caller's host copy of the ids (as the model passes it): the same bits, and
+      // the host never waits for the device (the plan goes up asynchronously).
+      dtab.upload(init);
+#ifdef MU_CUDA_EMU
+      const mu_emu::Counters before = mu_emu::counters();
+#endif
+      embedding_backward(dtab, dtok, dg, tok.data());
+#ifdef MU_CUDA_EMU
+      EXPECT_EQ(mu_emu::counters().host_syncs - before.host_syncs, 0u) << "the backward made the host wait";
+#endif
+      const std::vector<float> planned = dtab.download();
+      EXPECT_EQ(std::memcmp(got.data(), planned.data(), got.size() * 4), 0) << "host ids give other bits";
     }
+}
+
+// A bad id in the host copy is refused on the host, naming it; a prepared plan must match the
+// tensors it is applied to; nothing of dtable is touched by a refused call.
+TEST_F(GpuKernels, EmbeddingBackwardHostIdsAndPlanChecks) {
+  const int64_t V = 50, C = 16, N = 6;
+  std::vector<int32_t> tok = {1, 2, 3, 49, 2, 1};
+  DevTensor dtab(DType::F32, {V, C}), dtok(DType::I32, {N}), dg(DType::F32, {N, C});
+  std::mt19937 rng(8);
+  const std::vector<float> init = random_vec(V * C, rng);
+  dtab.upload(init);
+  dtok.upload_i32(tok);
+  dg.upload(random_vec(N * C, rng));
+  tok[3] = 50;
+  try {
+    embedding_backward(dtab, dtok, dg, tok.data());
+    ADD_FAILURE() << "id 50 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 50 at position 3 is outside the vocabulary [0, 50)"),
+              std::string::npos)
+        << e.what();
+  }
+  // The failed build left no plan behind: applying "the last plan" is refused.
+  EXPECT_THROW(cuda::embedding_backward_prepared(dtab, dg), Error);
+  tok[3] = 49;
+  cuda::embedding_backward_prepare(tok.data(), N, V);
+  DevTensor dg2(DType::F32, {N - 1, C});
+  EXPECT_THROW(cuda::embedding_backward_prepared(dtab, dg2), Error);  // 5 rows for a 6-id plan
+  EXPECT_EQ(dtab.download(), init);
 }
 
 // ---- RMSNorm -------------------------------------------------------------------------------

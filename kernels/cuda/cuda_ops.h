@@ -23,7 +23,12 @@ namespace cuda {
 void matmul(const MatmulParams& p);
 
 void embedding_forward(Tensor out, Tensor tokens, Tensor table);
-void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout);
+void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t* host_tokens = nullptr);
+// The backward in its two halves, so mu-bench can time the device's share alone: the host
+// bucketing of N ids (validated against V), then the plan's upload and the kernels (dtable
+// and dout must match the prepared N and V). embedding_backward runs both.
+void embedding_backward_prepare(const int32_t* host_tokens, int64_t N, int64_t V);
+void embedding_backward_prepared(Tensor dtable, Tensor dout);
 
 void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps);
 void rmsnorm_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor weight, Tensor rstd);

@@ -1,14 +1,17 @@
 // Token embedding on the GPU: the forward gathers rows; the backward scatters rows of dout
 // into dtable deterministically, with no float atomics.
 //
-// Backward plan: the token ids are copied to the host (B*T ints), validated there, and
-// counting-sorted into buckets (one per distinct token, positions in increasing order). Each
+// Backward plan: the token ids, from the caller's host copy when it has one (the model keeps
+// its batch; no host wait) or else copied back from the device (B*T ints), are validated on
+// the host and counting-sorted into buckets (one per distinct token, positions in increasing
+// order). The plan goes up with an asynchronous copy from page-locked memory. Each
 // bucket is cut into segments of at most kSegment positions. A warp sums one segment over
 // 32*VEC channels in position order; a bucket of one segment adds its sum straight into its
 // dtable row, a longer bucket writes per-segment partials that a second kernel sums in
 // segment order. Every dtable row is written by one warp per channel chunk, every sum has a
 // fixed order, and a frequent token is spread over many warps instead of one long chain.
 #include <climits>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
@@ -121,10 +124,26 @@ void launch_forward(Tensor out, Tensor tokens, Tensor table, int64_t row_bytes) 
 struct Plan {
   std::vector<int32_t> tokens, start;
   std::vector<int32_t> upload;  // order (N, padded to a multiple of 4) | segments (4 each) | long buckets (4 each)
-  int64_t n_segs = 0, n_buckets = 0, n_slots = 0;
+  int64_t N = -1, V = -1, n_segs = 0, n_buckets = 0, n_slots = 0;  // N, V: what it was built for
+  // The upload's page-locked staging copy; `uploaded` marks when the device has read it.
+  int32_t* pinned = nullptr;
+  size_t pinned_ints = 0;
+  bool staged = false;  // pinned holds this plan's upload (a repeated call copies it up again)
+  cudaEvent_t uploaded = nullptr;
+  ~Plan() {  // at thread exit; errors are ignored (the context may already be gone)
+    if (uploaded) cudaEventDestroy(uploaded);
+    if (pinned) cudaFreeHost(pinned);
+  }
 };
 
+Plan& thread_plan() {
+  static thread_local Plan plan;
+  return plan;
+}
+
 void build_plan(Plan& p, const char* op, int64_t N, int64_t V) {
+  p.N = p.V = -1;  // no plan until this one is complete (a bad id throws below)
+  p.staged = false;
   for (int64_t n = 0; n < N; n++)
     MU_CHECK(p.tokens[n] >= 0 && p.tokens[n] < V,
              "%s: token id %d at position %lld is outside the vocabulary [0, %lld)", op, p.tokens[n],
@@ -160,6 +179,8 @@ void build_plan(Plan& p, const char* op, int64_t N, int64_t V) {
     i += count;
   }
   p.upload.insert(p.upload.end(), buckets.begin(), buckets.end());
+  p.N = N;
+  p.V = V;
 }
 
 template <class TD, class TG, int VEC>
@@ -206,24 +227,50 @@ void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
   }
 }
 
-void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
-  require_device("embedding_backward");
+void embedding_backward_prepare(const int32_t* host_tokens, int64_t N, int64_t V) {
   const char* op = "embedding_backward";
-  check_float_dtype(op, "dtable", dtable);
-  check_float_dtype(op, "dout", dout);
-  const int64_t N = tokens.numel(), V = dtable.size(0), C = dtable.size(1);
   MU_CHECK(N <= INT_MAX / 2, "%s: %lld tokens; the cuda kernels index positions with int", op,
            static_cast<long long>(N));
-  if (N == 0) return;
-  static thread_local Plan plan;
-  plan.tokens.resize(static_cast<size_t>(N));
-  MU_CUDA_CHECK(cudaMemcpy(plan.tokens.data(), tokens.data, N * sizeof(int32_t), cudaMemcpyDeviceToHost));
+  Plan& plan = thread_plan();
+  plan.tokens.assign(host_tokens, host_tokens + N);
   build_plan(plan, op, N, V);
+}
 
-  const size_t upload_bytes = scratch_align(plan.upload.size() * sizeof(int32_t));
+void embedding_backward_prepared(Tensor dtable, Tensor dout) {
+  const char* op = "embedding_backward";
+  Plan& plan = thread_plan();
+  const int64_t N = dout.size(0), C = dtable.size(1);
+  MU_CHECK(plan.N == N && plan.V == dtable.size(0),
+           "%s: the prepared plan is for %lld tokens and %lld ids, not dout's %lld and dtable's %lld", op,
+           static_cast<long long>(plan.N), static_cast<long long>(plan.V), static_cast<long long>(N),
+           static_cast<long long>(dtable.size(0)));
+  if (N == 0) return;
+  // Stage the plan in page-locked memory and copy it up without making the host wait. The
+  // staging buffer is rewritten only once the device has read the previous plan (long done
+  // by the next step: the event is checked, not waited on, in the usual case).
+  const size_t ints = plan.upload.size();
+  if (!plan.staged) {
+    if (plan.uploaded && cudaEventQuery(plan.uploaded) == cudaErrorNotReady)
+      MU_CUDA_CHECK(cudaEventSynchronize(plan.uploaded));
+    if (plan.pinned_ints < ints) {
+      if (plan.pinned) MU_CUDA_CHECK(cudaFreeHost(plan.pinned));
+      plan.pinned = nullptr;
+      plan.pinned_ints = 0;
+      void* p = nullptr;
+      MU_CUDA_CHECK(cudaMallocHost(&p, ints * sizeof(int32_t)));
+      plan.pinned = static_cast<int32_t*>(p);
+      plan.pinned_ints = ints;
+    }
+    std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
+    plan.staged = true;
+  }
+  if (!plan.uploaded) MU_CUDA_CHECK(cudaEventCreateWithFlags(&plan.uploaded, cudaEventDisableTiming));
+
+  const size_t upload_bytes = scratch_align(ints * sizeof(int32_t));
   const size_t partial_bytes = static_cast<size_t>(plan.n_slots) * C * sizeof(float);
   char* base = static_cast<char*>(scratch(upload_bytes + partial_bytes, op));
-  MU_CUDA_CHECK(cudaMemcpy(base, plan.upload.data(), plan.upload.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+  MU_CUDA_CHECK(cudaMemcpyAsync(base, plan.pinned, ints * sizeof(int32_t), cudaMemcpyHostToDevice, 0));
+  MU_CUDA_CHECK(cudaEventRecord(plan.uploaded, 0));
   const int32_t* order = reinterpret_cast<const int32_t*>(base);
   const int4* segs = reinterpret_cast<const int4*>(order + round_up(N, 4));  // 16-byte aligned
   const int4* buckets = segs + plan.n_segs;
@@ -239,6 +286,26 @@ void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout) {
         launch_backward<TD, TG, 1>(dtable, dout, order, segs, buckets, partials, plan);
     });
   });
+}
+
+void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t* host_tokens) {
+  require_device("embedding_backward");
+  const char* op = "embedding_backward";
+  check_float_dtype(op, "dtable", dtable);
+  check_float_dtype(op, "dout", dout);
+  const int64_t N = tokens.numel(), V = dtable.size(0);
+  MU_CHECK(N <= INT_MAX / 2, "%s: %lld tokens; the cuda kernels index positions with int", op,
+           static_cast<long long>(N));
+  if (N == 0) return;
+  if (host_tokens) {
+    embedding_backward_prepare(host_tokens, N, V);
+  } else {  // read the ids back: the host waits here for everything queued before
+    std::vector<int32_t>& ids = thread_plan().tokens;
+    ids.resize(static_cast<size_t>(N));
+    MU_CUDA_CHECK(cudaMemcpy(ids.data(), tokens.data, N * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    build_plan(thread_plan(), op, N, V);
+  }
+  embedding_backward_prepared(dtable, dout);
 }
 
 }  // namespace cuda

@@ -61,6 +61,7 @@ enum cudaError_t {
   cudaErrorInvalidMemcpyDirection = 21,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
+  cudaErrorNotReady = 600,
   cudaErrorLaunchFailure = 719,
 };
 typedef cudaError_t cudaError;
@@ -124,6 +125,9 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventQuery(cudaEvent_t e);  // the emulator runs everything at once: done when recorded
+cudaError_t cudaMallocHost(void** p, size_t bytes);  // page-locked on a GPU; plain host memory here
+cudaError_t cudaFreeHost(void* p);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t mu_emu_func_set_attribute(const void* f, cudaFuncAttribute a, int value);
 template <class F>
