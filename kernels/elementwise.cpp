@@ -78,13 +78,13 @@ double sum_squares(const std::vector<Tensor>& ts) {
   const char* op = "sum_squares";
   for (const Tensor& t : ts) check_present(op, {{"t", t}});
   if (!ts.empty() && ts[0].device == Device::CUDA) return cuda::sum_squares(ts);
-  double sum = 0.0;
-  for (const Tensor& t : ts) {
+  for (const Tensor& t : ts) {  // every tensor checked before any is read
     MU_CHECK(t.device == Device::CPU, "%s: %s is on the GPU but %s is not (the tensors of one sum share a device)",
              op, t.str().c_str(), ts[0].str().c_str());
     check_cpu_f32(op, {{"t", t}});
-    sum += cpu::sum_squares(t);
   }
+  double sum = 0.0;
+  for (const Tensor& t : ts) sum += cpu::sum_squares(t);
   return sum;
 }
 

@@ -3,7 +3,8 @@
 // The hash is splitmix64's output function (Steele, Lea & Flood, "Fast splittable
 // pseudorandom number generators", OOPSLA 2014; constants as in Vigna's splitmix64.c) applied
 // to seed + (i + 1) * the golden-ratio increment: the i-th output of a splitmix64 stream.
-// Its top 24 bits make u in [0, 1) exactly; the value is fma(hi - lo, u, lo), one rounding.
+// Its top 24 bits make u in [0, 1) exactly; the value is fma(hi - lo, u, lo), one rounding,
+// which can round up to hi itself: values lie in [lo, hi].
 #pragma once
 #include <cmath>
 #include <cstdint>

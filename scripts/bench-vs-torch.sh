@@ -42,6 +42,7 @@ for item in ${CONFIGS:-smollm2-135m llama-3.2-1b}; do
     fi
   fi
   echo "== $cfg, batch $batch: tables"
-  "$py" tools/bench_compare.py "$out/mu-$tag.json" $torch_json --commit "$commit" --out "$out/results-$tag.md"
+  "$py" tools/bench_compare.py "$out/mu-$tag.json" ${torch_json:+"$torch_json"} --commit "$commit" \
+    --out "$out/results-$tag.md" || status=1
 done
 exit $status

@@ -6,6 +6,7 @@
 // Each case runs in F32 too where the kernel supports it: F32 separates logic errors (tight
 // tolerances) from bf16 rounding (looser ones, justified next to each assertion).
 #include <cstring>
+#include <memory>
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/elementwise.h"
@@ -117,8 +118,9 @@ TEST_F(GpuKernels, SumSquaresIsExactEnoughAndDeterministic) {
     }
 }
 
-// The clip norm's form: many tensors (mixed dtypes, empty, odd sizes, a view 2 bytes off 16)
-// summed with one readback, against float64 and against the tensors one at a time.
+// The clip norm's form: many tensors (mixed dtypes, empty, odd sizes; aligned views on the
+// 8-wide path, views one element in on the scalar path) summed with one readback, against
+// float64 and against the tensors one at a time.
 TEST_F(GpuKernels, SumSquaresOverManyTensors) {
   std::mt19937 rng(5);
   const std::vector<std::pair<DType, int64_t>> specs = {
@@ -126,14 +128,15 @@ TEST_F(GpuKernels, SumSquaresOverManyTensors) {
   std::vector<DevTensor> keep;
   std::vector<Tensor> ts;
   double want = 0.0, one_by_one = 0.0;
-  for (const auto& [dt, n] : specs) {
+  for (size_t k = 0; k < specs.size(); k++) {
+    const auto [dt, n] = specs[k];
+    const int64_t off = k % 2;  // elements [off, off + n): 2 or 4 bytes past 16 when off = 1
     const std::vector<float> x = rounded_if(random_vec(n + 1, rng, -3.0f, 3.0f), dt);
     keep.emplace_back(dt, Shape{n + 1});
     keep.back().upload(x);
-    // Elements [1, n]: for bf16 a pointer 2 bytes past the allocation (the scalar path).
     const Tensor& whole = keep.back().t();
-    ts.emplace_back(static_cast<char*>(whole.data) + dtype_size(dt), dt, Device::CUDA, Shape{n});
-    for (int64_t i = 1; i <= n; i++) want += static_cast<double>(x[i]) * x[i];
+    ts.emplace_back(static_cast<char*>(whole.data) + off * dtype_size(dt), dt, Device::CUDA, Shape{n});
+    for (int64_t i = off; i < off + n; i++) want += static_cast<double>(x[i]) * x[i];
     one_by_one += sum_squares(ts.back());
   }
   const double got = sum_squares(ts);
@@ -300,7 +303,36 @@ TEST_F(GpuKernels, EmbeddingBackwardHostIdsAndPlanChecks) {
   cuda::embedding_backward_prepare(tok.data(), N, V);
   DevTensor dg2(DType::F32, {N - 1, C});
   EXPECT_THROW(cuda::embedding_backward_prepared(dtab, dg2), Error);  // 5 rows for a 6-id plan
+  DevTensor dg3(DType::F32, {N, C + 1});
+  EXPECT_THROW(cuda::embedding_backward_prepared(dtab, dg3), Error);  // C differs
   EXPECT_EQ(dtab.download(), init);
+}
+
+// Back-to-back backwards with different ids and no download between: the second call
+// rebuilds and restages the plan while the first one's upload may still be queued (on a GPU);
+// each result must still be its own batch's.
+TEST_F(GpuKernels, EmbeddingBackwardBackToBackPlans) {
+  std::mt19937 rng(9);
+  const int64_t V = 500, C = 64;
+  std::vector<std::vector<int32_t>> toks = {token_ids(3000, V, rng), token_ids(3000, V, rng)};
+  for (int32_t& t : toks[1]) t = (t * 7 + 3) % static_cast<int32_t>(V);  // another bucket structure
+  std::vector<HostTensor> want;
+  std::vector<std::unique_ptr<DevTensor>> dtab, dtok, dg;
+  for (int k = 0; k < 2; k++) {
+    const std::vector<float> g = random_vec(3000 * C, rng), init = random_vec(V * C, rng);
+    want.push_back(host_f32({V, C}, init));
+    HostTensor hg = host_f32({3000, C}, g);
+    embedding_backward(want.back(), host_ids(toks[k]), hg);
+    dtab.push_back(std::make_unique<DevTensor>(DType::F32, Shape{V, C}));
+    dtok.push_back(std::make_unique<DevTensor>(DType::I32, Shape{3000}));
+    dg.push_back(std::make_unique<DevTensor>(DType::F32, Shape{3000, C}));
+    dtab[k]->upload(init);
+    dtok[k]->upload_i32(toks[k]);
+    dg[k]->upload(g);
+  }
+  for (int k = 0; k < 2; k++) embedding_backward(*dtab[k], *dtok[k], *dg[k], toks[k].data());
+  for (int k = 0; k < 2; k++)
+    expect_close(dtab[k]->download(), values(want[k]), 1e-4, 1e-5, ("dtable " + std::to_string(k)).c_str());
 }
 
 // ---- RMSNorm -------------------------------------------------------------------------------

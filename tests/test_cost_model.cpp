@@ -92,6 +92,8 @@ TEST(CostModel, KnownPeaksByDeviceName) {
   EXPECT_EQ(known_peak_bf16_tflops("NVIDIA L40S"), 362.0);
   EXPECT_EQ(known_peak_bf16_tflops("NVIDIA L40"), 0.0);  // not in the table; must not read as an L4
   EXPECT_EQ(known_peak_bf16_tflops("NVIDIA GeForce RTX 4090"), 165.2);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA B200"), 2250.0);
+  EXPECT_EQ(known_peak_bf16_tflops("NVIDIA GB200"), 2500.0);  // not B200's figure
   EXPECT_EQ(known_peak_bf16_tflops("Tesla V100-SXM2-16GB"), 0.0);
   EXPECT_EQ(known_peak_bf16_tflops(""), 0.0);
 }

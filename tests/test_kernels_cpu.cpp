@@ -453,7 +453,7 @@ TEST(KernelsCpu, FillUniformIsUniformAndSeeded) {
   std::vector<int64_t> bins(20, 0);
   for (int64_t i = 0; i < n; i++) {
     const double x = a.f32()[i];
-    ASSERT_TRUE(x >= lo && x < hi) << "element " << i << " = " << x;
+    ASSERT_TRUE(x >= lo && x <= hi) << "element " << i << " = " << x;
     sum += x;
     sq += x * x;
     if (i > 0) lag += (x - 0.5) * (a.f32()[i - 1] - 0.5);

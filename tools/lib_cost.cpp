@@ -122,10 +122,11 @@ double known_peak_bf16_tflops(const std::string& name) {
   // names first (an H100 PCIe is also an "H100"). Sources: H100 and H200 datasheets (SXM 1979,
   // PCIe 1513, NVL 1671 sparse), A100 datasheet (312 dense), L4 (242 sparse), L40S (362
   // dense), the Ada whitepaper for the RTX 4090 (165.2 with fp32 accumulation), B200 (4.5
-  // PFLOP/s sparse in the HGX B200 sheet).
+  // PFLOP/s sparse in the HGX B200 sheet; GB200: 360 PFLOP/s sparse over 72 GPUs in the
+  // GB200 NVL72 sheet). Variants not listed (e.g. an "RTX 4090 D") take their family's figure.
   static const std::pair<const char*, double> kTable[] = {
       {"H100 PCIe", 756.0}, {"H100 NVL", 835.0}, {"H200 NVL", 835.0}, {"GH200", 989.0}, {"H100", 989.0},
-      {"H200", 989.0},      {"B200", 2250.0},    {"A100", 312.0},     {"L40S", 362.0}, {"RTX 4090", 165.2},
+      {"H200", 989.0},      {"GB200", 2500.0},   {"B200", 2250.0},    {"A100", 312.0},     {"L40S", 362.0}, {"RTX 4090", 165.2},
   };
   for (const auto& [key, tflops] : kTable)
     if (name.find(key) != std::string::npos) return tflops;

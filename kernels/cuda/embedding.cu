@@ -10,6 +10,7 @@
 // dtable row, a longer bucket writes per-segment partials that a second kernel sums in
 // segment order. Every dtable row is written by one warp per channel chunk, every sum has a
 // fixed order, and a frequent token is spread over many warps instead of one long chain.
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <vector>
@@ -130,11 +131,18 @@ struct Plan {
   size_t pinned_ints = 0;
   bool staged = false;  // pinned holds this plan's upload (a repeated call copies it up again)
   cudaEvent_t uploaded = nullptr;
+  Plan() = default;
+  Plan(const Plan&) = delete;  // owns the staging buffer and the event
+  Plan& operator=(const Plan&) = delete;
   ~Plan() {  // at thread exit; errors are ignored (the context may already be gone)
     if (uploaded) cudaEventDestroy(uploaded);
     if (pinned) cudaFreeHost(pinned);
   }
 };
+
+// Ints in the largest upload for N positions (the bound scratch_bytes_embedding_backward
+// explains): order, one segment per position, one long bucket per kSegment positions.
+int64_t max_upload_ints(int64_t N) { return round_up(N, 4) + 4 * N + 4 * ceil_div(N, kSegment); }
 
 Plan& thread_plan() {
   static thread_local Plan plan;
@@ -238,6 +246,11 @@ void embedding_backward_prepare(const int32_t* host_tokens, int64_t N, int64_t V
 
 void embedding_backward_prepared(Tensor dtable, Tensor dout) {
   const char* op = "embedding_backward";
+  require_device(op);
+  check_float_dtype(op, "dtable", dtable);
+  check_float_dtype(op, "dout", dout);
+  MU_CHECK(dtable.ndim() == 2 && dout.ndim() == 2 && dout.size(1) == dtable.size(1),
+           "%s: dtable %s and dout %s must be (V, C) and (N, C)", op, dtable.str().c_str(), dout.str().c_str());
   Plan& plan = thread_plan();
   const int64_t N = dout.size(0), C = dtable.size(1);
   MU_CHECK(plan.N == N && plan.V == dtable.size(0),
@@ -250,16 +263,26 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
   // by the next step: the event is checked, not waited on, in the usual case).
   const size_t ints = plan.upload.size();
   if (!plan.staged) {
-    if (plan.uploaded && cudaEventQuery(plan.uploaded) == cudaErrorNotReady)
-      MU_CUDA_CHECK(cudaEventSynchronize(plan.uploaded));
+    if (plan.uploaded) {
+      const cudaError_t q = cudaEventQuery(plan.uploaded);
+      if (q == cudaErrorNotReady) {
+        (void)cudaGetLastError();  // "not ready" is no failure: keep it from the next launch check
+        MU_CUDA_CHECK(cudaEventSynchronize(plan.uploaded));
+      } else {
+        MU_CUDA_CHECK(q);
+      }
+    }
     if (plan.pinned_ints < ints) {
+      // Sized for any plan of N positions, so batches of one shape never reallocate (freeing
+      // page-locked memory waits for the device).
+      const size_t want = static_cast<size_t>(std::max<int64_t>(max_upload_ints(N), static_cast<int64_t>(ints)));
       if (plan.pinned) MU_CUDA_CHECK(cudaFreeHost(plan.pinned));
       plan.pinned = nullptr;
       plan.pinned_ints = 0;
       void* p = nullptr;
-      MU_CUDA_CHECK(cudaMallocHost(&p, ints * sizeof(int32_t)));
+      MU_CUDA_CHECK(cudaMallocHost(&p, want * sizeof(int32_t)));
       plan.pinned = static_cast<int32_t*>(p);
-      plan.pinned_ints = ints;
+      plan.pinned_ints = want;
     }
     std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
     plan.staged = true;
@@ -316,7 +339,7 @@ void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t
 // ceil(count / kSegment) <= count / kSegment + 1 slots, so slots <= 2 N / kSegment.
 size_t scratch_bytes_embedding_backward(int64_t N, int64_t C) {
   const int64_t long_max = cuda::ceil_div(N, cuda::kSegment);
-  const size_t upload = cuda::scratch_align(static_cast<size_t>(cuda::round_up(N, 4) + 4 * N + 4 * long_max) * sizeof(int32_t));
+  const size_t upload = cuda::scratch_align(static_cast<size_t>(cuda::max_upload_ints(N)) * sizeof(int32_t));
   return upload + static_cast<size_t>(2 * long_max * C) * sizeof(float);
 }
 }  // namespace mu

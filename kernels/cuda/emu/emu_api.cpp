@@ -278,10 +278,15 @@ cudaError_t cudaEventSynchronize(cudaEvent_t) {
 // never recorded counts as complete too).
 cudaError_t cudaEventQuery(cudaEvent_t) { return g_sticky; }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_counters.mallocs++;  // slow on a GPU too: a warm step must not allocate
+  }
   *p = std::malloc(bytes ? bytes : 1);
   return *p ? cudaSuccess : ret(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaFreeHost(void* p) {
+  count_sync();  // as on a GPU: freeing page-locked memory waits for the device
   std::free(p);
   return cudaSuccess;
 }
