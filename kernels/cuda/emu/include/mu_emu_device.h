@@ -105,9 +105,10 @@ void shared_static(void* p, size_t bytes);
 // Threads of a block run first to last between barriers, and blocks first to last; or last
 // to first; or shuffled (MU_EMU_ORDER=forward|reverse|random[:seed]). Tests switch reverse.
 void set_reverse_order(bool reverse);
-// What the host has asked of the emulated device so far: kernel launches, cudaMalloc calls,
-// and calls that make the host wait for the device (a cudaMemcpy with a host side, an async
-// copy to the host, the synchronise calls). Tests bound them around a step.
+// What the host has asked of the emulated device so far: kernel launches, cudaMalloc and
+// cudaMallocHost calls, and calls that make the host wait for the device (a cudaMemcpy with a
+// host side, an async copy to the host, the synchronise calls, cudaFree and cudaFreeHost).
+// Tests bound them around a step.
 struct Counters {
   uint64_t launches = 0, mallocs = 0, host_syncs = 0;
 };
