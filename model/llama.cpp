@@ -29,6 +29,25 @@ void linear(Tensor y, Tensor x, Tensor w) {
   p.trans_b = true;
   matmul(p);
 }
+// y = res + x @ W^T, the forward's residual adds. On cuda cuBLASLt adds res in its epilogue
+// (beta = 1 reading c = res): no separate pass over (N, C), and one bf16 rounding instead of
+// two. The cpu GEMM would first copy res into y (a pass of its own, and the sum in another
+// order), so there it stays a GEMM into tmp and an add, as its recorded results were made.
+void linear_residual(Tensor y, Tensor x, Tensor w, Tensor res, Tensor tmp) {
+  if (y.device != Device::CUDA) {
+    linear(tmp, x, w);
+    add(y, res, tmp);
+    return;
+  }
+  MatmulParams p;
+  p.out = y;
+  p.a = x;
+  p.b = w;
+  p.trans_b = true;
+  p.c = res;
+  p.beta = 1.0f;
+  matmul(p);
+}
 // dx (M, K) = dy (M, N) @ W (N, K)
 void linear_dx(Tensor dx, Tensor dy, Tensor w) {
   MatmulParams p;
@@ -186,14 +205,12 @@ double Llama::embed_and_blocks() {
     Tensor qkv4 = qkv_[l].view({shape_.B, shape_.T, heads_total, c.head_dim});
     rope_forward(qkv4, c.num_attention_heads + c.num_key_value_heads, rope_cos_, rope_sin_);
     attention_forward(att_[l].view({shape_.B, shape_.T, c.num_attention_heads, c.head_dim}), lse_[l], qkv4, as);
-    linear(tmp_, att_[l], w_.wo[l]);
-    add(hmid_[l], res_[l], tmp_);
+    linear_residual(hmid_[l], att_[l], w_.wo[l], res_[l], tmp_);
     // MLP block: res' = hmid + down(silu(gate(n)) * up(n)), n = rmsnorm(hmid)
     rmsnorm_forward(ln2_[l], rstd2_[l], hmid_[l], w_.mlp_norm[l], eps);
     linear(gate_up_[l], ln2_[l], w_.w_gate_up[l]);
     swiglu_forward(act_[l], gate_up_[l]);
-    linear(tmp_, act_[l], w_.w_down[l]);
-    add(res_[l + 1], hmid_[l], tmp_);
+    linear_residual(res_[l + 1], act_[l], w_.w_down[l], hmid_[l], tmp_);
   }
   rmsnorm_forward(lnf_, rstdf_, res_[c.num_hidden_layers], w_.final_norm, eps);
   const int64_t N = static_cast<int64_t>(shape_.B) * shape_.T;
