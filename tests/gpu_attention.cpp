@@ -132,10 +132,14 @@ TEST_F(GpuAttention, BackwardMatchesCpuAndIsDeterministic) {
           EXPECT_LE(rel_l2(g, w), 1e-2) << part.name << ": relative L2 error";
         }
       }
-      // The same inputs give the same bits (no atomics anywhere).
+      // The same inputs give the same bits (no atomics anywhere), with dQ beside dK/dV on the
+      // side stream (the default) or after it.
       dgrad.poison();
       cuda::attention_backward(dgrad, dgout, dout, dlse, dqkv, s, dq_rows);
       expect_bits_equal(dgrad.download_bits16(), got_bits, "dqkv, second run");
+      dgrad.poison();
+      cuda::attention_backward(dgrad, dgout, dout, dlse, dqkv, s, dq_rows, /*overlap=*/false);
+      expect_bits_equal(dgrad.download_bits16(), got_bits, "dqkv, dQ after dK/dV");
     }
   }
 }

@@ -370,6 +370,9 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
                     ns, [&](int i) { cuda::attention_forward(s[i][1], s[i][2], s[i][0], as, other_rows); });
     b.compute_bound("attention bwd d=" + std::to_string(d), shp, 2.5 * fwd, ns,
                     [&](int i) { attention_backward(s[i][4], s[i][3], s[i][1], s[i][2], s[i][0], as); });
+    b.compute_bound("attention bwd d=" + std::to_string(d) + " (serial)", shp, 2.5 * fwd, ns, [&](int i) {
+      cuda::attention_backward(s[i][4], s[i][3], s[i][1], s[i][2], s[i][0], as, 0, /*overlap=*/false);
+    });
     if (d <= 64) {  // the dQ kernel's other query tile (128 rows exists up to head dim 64)
       const int other_dq = cuda::kAttentionDqRows == 64 ? 128 : 64;
       b.compute_bound("attention bwd d=" + std::to_string(d) + " (dq " + std::to_string(other_dq) + ")", shp, 2.5 * fwd,

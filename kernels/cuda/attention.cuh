@@ -151,12 +151,12 @@ Params make_params(const AttentionShape& s);
 
 // Opt a kernel into `smem` bytes of dynamic shared memory and launch it.
 template <class Kernel>
-void launch(Kernel kernel, dim3 grid, size_t smem, const Params& p, const char* what) {
+void launch(Kernel kernel, dim3 grid, size_t smem, const Params& p, const char* what, cudaStream_t stream = 0) {
   const DeviceInfo& dev = device_info();
   MU_CHECK(smem <= dev.smem_optin_bytes, "%s: needs %zu bytes of shared memory per block, device %s allows %zu", what,
            smem, dev.name.c_str(), dev.smem_optin_bytes);
   MU_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  kernel<<<grid, kThreads, smem>>>(p);
+  kernel<<<grid, kThreads, smem, stream>>>(p);
   MU_CUDA_CHECK_LAUNCH();
 }
 

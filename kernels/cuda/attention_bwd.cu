@@ -15,6 +15,7 @@
 //             dims up to 64 also 128 (32 rows per warp: each K and V fragment read from shared
 //             memory feeds two row tiles); mu-bench times both.
 // Each output row is written by exactly one CTA, so the result is the same bits every run.
+// Kernels 2 and 3 write disjoint parts of dqkv, so 3 runs beside 2 on the side stream.
 #include "kernels/cuda/attention.cuh"
 #include "kernels/scratch.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -402,27 +403,36 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
 // ---- launcher ----------------------------------------------------------------------------------
 
 template <int kD, int kMT>
-void launch_dq(const Params& p) {
+void launch_dq(const Params& p, cudaStream_t stream) {
   constexpr int kBq = dq_rows<kMT>();
   launch(attention_dq_kernel<kD, kMT>, dim3(static_cast<unsigned>((p.T + kBq - 1) / kBq), p.H, p.B),
-         dq_smem_bytes<kD, kMT>(), p, "attention_backward (dq)");
+         dq_smem_bytes<kD, kMT>(), p, "attention_backward (dq)", stream);
 }
 
+// dK/dV and dQ write disjoint parts of dqkv and only read the rest, so with `overlap` the dQ
+// kernel runs on the side stream beside dK/dV: causal dK/dV blocks differ up to T/64-fold in
+// work, and the dQ blocks fill the SMs their tail leaves idle. Joined before returning.
 template <int kD>
-void launch_backward(const Params& p, int dq_rows_per_cta) {
+void launch_backward(const Params& p, int dq_rows_per_cta, bool overlap) {
+  cudaStream_t dq_stream = overlap ? fork_side() : 0;
+  if constexpr (kD <= 64) {
+    if (dq_rows_per_cta == 128)
+      launch_dq<kD, 2>(p, dq_stream);
+    else
+      launch_dq<kD, 1>(p, dq_stream);
+  } else {
+    launch_dq<kD, 1>(p, dq_stream);
+  }
   launch(attention_dkdv_kernel<kD>, dim3(static_cast<unsigned>((p.T + kBk - 1) / kBk), p.Hkv, p.B),
          dkdv_smem_bytes<kD>(), p, "attention_backward (dk, dv)");
-  if constexpr (kD <= 64) {
-    if (dq_rows_per_cta == 128) return launch_dq<kD, 2>(p);
-  }
-  launch_dq<kD, 1>(p);
+  if (overlap) join_side();
 }
 
 }  // namespace
 }  // namespace attn
 
 void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s,
-                        int dq_rows_per_cta) {
+                        int dq_rows_per_cta, bool overlap) {
   require_device("attention_backward");
   attn::check_attention_support("attention_backward", s, {&dqkv, &dout, &out, &qkv});
   attn::Params p = attn::make_params(s);
@@ -442,11 +452,11 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
                                                                   s.head_dim);
   MU_CUDA_CHECK_LAUNCH();
   if (s.head_dim <= 32)
-    attn::launch_backward<32>(p, dq_rows_per_cta);
+    attn::launch_backward<32>(p, dq_rows_per_cta, overlap);
   else if (s.head_dim <= 64)
-    attn::launch_backward<64>(p, dq_rows_per_cta);
+    attn::launch_backward<64>(p, dq_rows_per_cta, overlap);
   else
-    attn::launch_backward<128>(p, dq_rows_per_cta);
+    attn::launch_backward<128>(p, dq_rows_per_cta, overlap);
 }
 
 }  // namespace cuda

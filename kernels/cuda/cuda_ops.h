@@ -42,10 +42,11 @@ void rope_backward(Tensor dqkv, int n_rot_heads, Tensor cos, Tensor sin);
 constexpr int kAttentionForwardRows = 64;
 void attention_forward(Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s, int rows_per_cta = 0);
 // dq_rows_per_cta: query rows per block of the dQ kernel (attention_bwd.cu), 64, or 128 at head
-// dims up to 64; 0 is kAttentionDqRows.
+// dims up to 64; 0 is kAttentionDqRows. overlap: the dQ kernel runs beside the dK/dV kernel on
+// the side stream (runtime.h); false runs them one after the other. Same bits either way.
 constexpr int kAttentionDqRows = 64;
 void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor qkv, const AttentionShape& s,
-                        int dq_rows_per_cta = 0);
+                        int dq_rows_per_cta = 0, bool overlap = true);
 
 void swiglu_forward(Tensor out, Tensor gate_up);
 void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up);

@@ -17,6 +17,8 @@ struct PerDevice {
   void* lent = nullptr;  // an arena's, while lent
   size_t lent_bytes = 0;
   int* error = nullptr;
+  cudaStream_t side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;  // reused: a wait binds to the latest record
 };
 
 std::mutex g_mutex;
@@ -92,6 +94,27 @@ void lend_scratch(void* p, size_t bytes) {
   }
   // Queued kernels may still use the previous buffer; the lender must not free it under them.
   MU_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+CUstream_st* fork_side() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = current();
+  if (!d.side) {
+    MU_CUDA_CHECK(cudaStreamCreateWithFlags(&d.side, cudaStreamNonBlocking));
+    MU_CUDA_CHECK(cudaEventCreateWithFlags(&d.fork, cudaEventDisableTiming));
+    MU_CUDA_CHECK(cudaEventCreateWithFlags(&d.join, cudaEventDisableTiming));
+  }
+  MU_CUDA_CHECK(cudaEventRecord(d.fork, 0));
+  MU_CUDA_CHECK(cudaStreamWaitEvent(d.side, d.fork, 0));
+  return d.side;
+}
+
+void join_side() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = current();
+  MU_CHECK(d.side, "join_side: no side stream was forked on this device");
+  MU_CUDA_CHECK(cudaEventRecord(d.join, d.side));
+  MU_CUDA_CHECK(cudaStreamWaitEvent(0, d.join, 0));
 }
 
 int* error_record() {

@@ -3,14 +3,18 @@
 // record through which kernels report bad data (a token id outside the vocabulary). Plain
 // C++: tools (mu-bench) include it too.
 //
-// Every kernel runs on the legacy default stream (stream 0), so work queued by one op is
-// ordered before the next op's; the scratch buffer is therefore shared by all ops.
+// Every op queues its work on the legacy default stream (stream 0), so work queued by one op
+// is ordered before the next op's; the scratch buffer is therefore shared by all ops. An op
+// may run independent parts of itself on the device's side stream (fork_side / join_side),
+// joined back before it returns.
 // The cuBLASLt workspace and the scratch come from the arena when one lends them
 // (lend_matmul_workspace, lend_scratch; kernels/scratch.h plans the scratch).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+struct CUstream_st;  // cudaStream_t is CUstream_st* (this header stays free of CUDA headers)
 
 namespace mu {
 namespace cuda {
@@ -49,6 +53,13 @@ void lend_matmul_workspace(void* p);
 
 // Bytes rounded up so consecutive carve-outs of the scratch stay 256-byte aligned.
 inline size_t scratch_align(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// The current device's side stream (non-blocking, made once): fork_side() makes it wait for
+// everything queued on stream 0 so far and returns it; join_side() makes stream 0 wait for
+// everything queued on the side stream so far. For independent kernels of one op (the
+// attention backward's dK/dV and dQ), so that one fills the SMs the other's tail leaves idle.
+CUstream_st* fork_side();
+void join_side();
 
 // The error record: one int on the device. reset_error_record() queues "no error" (a value
 // larger than any position); kernels atomicMin the first bad position into it;
