@@ -49,6 +49,19 @@ TEST(CostModel, MatchesHandComputedTimes) {
   EXPECT_NEAR(one.step_ms, 1e3 * per_token * in.batch * in.seq / (0.4 * 989e12), 1e-6 * one.step_ms);
 }
 
+// The MFU formula's N: every parameter when the embedding is tied (the one matrix is the LM
+// head's), all but the V x C lookup table when untied.
+TEST(CostModel, FlopsPerTokenCountsProductsOnly) {
+  LlamaConfig c = load_config("llama-3.2-1b");
+  ASSERT_TRUE(c.tie_word_embeddings);
+  const double attention = 6.0 * 16 * 32 * 64 * 2048;
+  EXPECT_EQ(train_flops_per_token(c, 2048), 6.0 * static_cast<double>(c.num_params()) + attention);
+  c.tie_word_embeddings = false;  // one more V x C matrix, the head; the table adds no FLOPs
+  EXPECT_EQ(train_flops_per_token(c, 2048),
+            6.0 * (static_cast<double>(c.num_params()) - 128256.0 * 2048) + attention);
+  EXPECT_EQ(c.num_params(), load_config("llama-3.2-1b").num_params() + 128256 * 2048);
+}
+
 TEST(CostModel, ToolRunsWithoutAGpu) {
   const std::string d = make_temp_dir("cost");
   RunResult r = run_cmd(tool("mu-bench") + " --cost-model --config smollm2-135m --worlds 1,8,64 --link-gbs 45 --json " +

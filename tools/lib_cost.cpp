@@ -16,7 +16,10 @@ double optimizer_bytes_per_param(const std::string& optimizer) {
 }
 
 double train_flops_per_token(const LlamaConfig& c, int seq) {
-  return 6.0 * static_cast<double>(c.num_params()) +
+  // An untied embedding table is a lookup, no product: its V x C parameters do no FLOPs.
+  // (Tied, the one matrix is the LM head's and counts once.)
+  const double lookup = c.tie_word_embeddings ? 0.0 : static_cast<double>(c.vocab_size) * c.hidden_size;
+  return 6.0 * (static_cast<double>(c.num_params()) - lookup) +
          6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq);
 }
 

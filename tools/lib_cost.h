@@ -45,7 +45,9 @@ struct CostRow {
 // master, bf16 param and grad): Muon 2 (grad) + 8 (momentum) + 8 (master) + 2 (param) = 20;
 // AdamW 2 + 16 (m, v) + 8 (master) + 2 = 28.
 double optimizer_bytes_per_param(const std::string& optimizer);
-// Forward + backward FLOPs per token: 6N + 6 L H D T (causal attention), as mu-bench's step.
+// Forward + backward FLOPs per token, mu-bench's MFU formula: 6N + 6 L H D T, N the parameters
+// less an untied embedding table (a lookup: no FLOPs), 6 L H D T the causal attention (forward
+// 4 H D T / 2 per layer and token, backward twice that).
 double train_flops_per_token(const LlamaConfig& c, int seq);
 
 // The dense bf16 tensor-core peak (TFLOP/s, fp32 accumulation) of a GPU known by its CUDA

@@ -469,10 +469,8 @@ nlohmann::json bench_step(Bench& b, const LlamaConfig& c, const Options& o) {
   cuda_mem_info(&free_after, &total_b);
   const double used_bytes = static_cast<double>(free_b) - static_cast<double>(free_after);
   const double tok_s = N / (ms * 1e-3);
-  // FLOPs per token: 6 * params (forward 2, backward 4) + causal attention
-  // 6 * L * H * D * T (forward 4 * H * D * T / 2 per layer and token, backward twice that).
-  const double per_token = 6.0 * c.num_params() +
-                           6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(o.seq);
+  // FLOPs per token: 6N + 6 L H D T (tools/lib_cost.h: N without an untied embedding table).
+  const double per_token = train_flops_per_token(c, o.seq);
   const double tflops = per_token * tok_s / 1e12;
   std::printf("  step %.1f ms | %.0f tokens/s | %.1f TFLOP/s (6N + attention) | MFU %.1f%% of the measured GEMM", ms,
               tok_s, tflops, 100 * tflops / b.gemm_tflops);
