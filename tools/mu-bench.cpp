@@ -506,7 +506,7 @@ int main(int argc, char** argv) {
                  "against the training step");
     cli.add_float("peak-tflops", &o.peak_tflops,
                   "the GPU's dense bf16 peak for MFU (989 for H100 SXM); 0: known from the device name (H100, H200, "
-                  "A100, L4, L40S, RTX 4090, B200), else MFU against the measured GEMM only");
+                  "GB200, B200, A100, L4, L40S, RTX 4090), else MFU against the measured GEMM only");
     cli.add_string("json", &o.json, "FILE", "also write the results as JSON");
     cli.section("cost model (no GPU needed; docs/distributed.md)");
     cli.add_flag("cost-model", &o.cost_model,
