@@ -7,6 +7,7 @@
 // tolerances) from bf16 rounding (looser ones, justified next to each assertion).
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/elementwise.h"
@@ -307,6 +308,28 @@ TEST_F(GpuKernels, EmbeddingBackwardHostIdsAndPlanChecks) {
   EXPECT_THROW(cuda::embedding_backward_prepared(dtab, dg3), Error);  // C differs
   EXPECT_EQ(dtab.download(), init);
 }
+
+#ifdef MU_CUDA_EMU
+// Without page-locked memory (cudaMallocHost refused, as under a locked-memory limit) the
+// plan goes up with a blocking copy: the same bits. On a new thread, whose plan is fresh.
+TEST_F(GpuKernels, EmbeddingBackwardWithoutPinnedMemory) {
+  std::mt19937 rng(10);
+  const int64_t V = 200, C = 32, N = 500;
+  const std::vector<int32_t> tok = token_ids(N, V, rng);
+  const std::vector<float> g = random_vec(N * C, rng), init = random_vec(V * C, rng);
+  DevTensor a(DType::F32, {V, C}), b(DType::F32, {V, C}), dtok(DType::I32, {N}), dg(DType::F32, {N, C});
+  a.upload(init);
+  b.upload(init);
+  dtok.upload_i32(tok);
+  dg.upload(g);
+  embedding_backward(a, dtok, dg, tok.data());
+  mu_emu::set_host_alloc_fails(true);
+  std::thread t([&] { embedding_backward(b, dtok, dg, tok.data()); });
+  t.join();
+  mu_emu::set_host_alloc_fails(false);
+  EXPECT_EQ(a.download(), b.download());
+}
+#endif
 
 // Back-to-back backwards with different ids and no download between: the second call
 // rebuilds and restages the plan while the first one's upload may still be queued (on a GPU);

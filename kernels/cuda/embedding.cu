@@ -12,6 +12,7 @@
 // fixed order, and a frequent token is spread over many warps instead of one long chain.
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -130,6 +131,7 @@ struct Plan {
   int32_t* pinned = nullptr;
   size_t pinned_ints = 0;
   bool staged = false;  // pinned holds this plan's upload (a repeated call copies it up again)
+  bool no_pinned = false;  // cudaMallocHost failed once: blocking copies from pageable memory
   cudaEvent_t uploaded = nullptr;
   Plan() = default;
   Plan(const Plan&) = delete;  // owns the staging buffer and the event
@@ -262,7 +264,7 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
   // staging buffer is rewritten only once the device has read the previous plan (long done
   // by the next step: the event is checked, not waited on, in the usual case).
   const size_t ints = plan.upload.size();
-  if (!plan.staged) {
+  if (!plan.staged && !plan.no_pinned) {
     if (plan.uploaded) {
       const cudaError_t q = cudaEventQuery(plan.uploaded);
       if (q == cudaErrorNotReady) {
@@ -280,19 +282,29 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
       plan.pinned = nullptr;
       plan.pinned_ints = 0;
       void* p = nullptr;
-      MU_CUDA_CHECK(cudaMallocHost(&p, want * sizeof(int32_t)));
-      plan.pinned = static_cast<int32_t*>(p);
-      plan.pinned_ints = want;
+      if (cudaMallocHost(&p, want * sizeof(int32_t)) == cudaSuccess) {
+        plan.pinned = static_cast<int32_t*>(p);
+        plan.pinned_ints = want;
+      } else {  // (a locked-memory limit, say): correct, only slower
+        (void)cudaGetLastError();
+        plan.no_pinned = true;
+        std::fprintf(stderr, "embedding_backward: no page-locked staging memory; the plan's upload waits\n");
+      }
     }
-    std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
-    plan.staged = true;
+    if (plan.pinned) {
+      std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
+      plan.staged = true;
+    }
   }
   if (!plan.uploaded) MU_CUDA_CHECK(cudaEventCreateWithFlags(&plan.uploaded, cudaEventDisableTiming));
 
   const size_t upload_bytes = scratch_align(ints * sizeof(int32_t));
   const size_t partial_bytes = static_cast<size_t>(plan.n_slots) * C * sizeof(float);
   char* base = static_cast<char*>(scratch(upload_bytes + partial_bytes, op));
-  MU_CUDA_CHECK(cudaMemcpyAsync(base, plan.pinned, ints * sizeof(int32_t), cudaMemcpyHostToDevice, 0));
+  if (plan.no_pinned)
+    MU_CUDA_CHECK(cudaMemcpy(base, plan.upload.data(), ints * sizeof(int32_t), cudaMemcpyHostToDevice));
+  else
+    MU_CUDA_CHECK(cudaMemcpyAsync(base, plan.pinned, ints * sizeof(int32_t), cudaMemcpyHostToDevice, 0));
   MU_CUDA_CHECK(cudaEventRecord(plan.uploaded, 0));
   const int32_t* order = reinterpret_cast<const int32_t*>(base);
   const int4* segs = reinterpret_cast<const int4*>(order + round_up(N, 4));  // 16-byte aligned

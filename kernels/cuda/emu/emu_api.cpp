@@ -5,6 +5,7 @@
 // take several turns. MU_EMU_MEMORY_GIB sets the memory size (default 8).
 #include <chrono>
 #include <cstdio>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -34,6 +35,7 @@ cudaError_t g_last = cudaSuccess, g_sticky = cudaSuccess;
 std::string g_launch_text;
 std::map<const void*, int> g_max_dynamic_smem;
 Counters g_counters;
+std::atomic<bool> g_host_alloc_fails{false};
 
 size_t capacity() {
   static const size_t cap = [] {
@@ -65,6 +67,7 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 }  // namespace
 
 bool device_faulted() { return g_sticky != cudaSuccess; }
+void set_host_alloc_fails(bool fail) { g_host_alloc_fails = fail; }
 
 Counters counters() {
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -282,6 +285,8 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_counters.mallocs++;  // slow on a GPU too: a warm step must not allocate
   }
+  *p = nullptr;
+  if (mu_emu::g_host_alloc_fails) return ret(cudaErrorMemoryAllocation);  // (the emulator's test switch)
   *p = std::malloc(bytes ? bytes : 1);
   return *p ? cudaSuccess : ret(cudaErrorMemoryAllocation);
 }

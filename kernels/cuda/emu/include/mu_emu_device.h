@@ -105,6 +105,8 @@ void shared_static(void* p, size_t bytes);
 // Threads of a block run first to last between barriers, and blocks first to last; or last
 // to first; or shuffled (MU_EMU_ORDER=forward|reverse|random[:seed]). Tests switch reverse.
 void set_reverse_order(bool reverse);
+// While set, cudaMallocHost fails as it would under a locked-memory limit (tests of fallbacks).
+void set_host_alloc_fails(bool fail);
 // What the host has asked of the emulated device so far: kernel launches, cudaMalloc and
 // cudaMallocHost calls, and calls that make the host wait for the device (a cudaMemcpy with a
 // host side, an async copy to the host, the synchronise calls, cudaFree and cudaFreeHost).
