@@ -34,7 +34,7 @@ void linear(Tensor y, Tensor x, Tensor w) {
 // two. The cpu GEMM would first copy res into y (a pass of its own, and the sum in another
 // order), so there it stays a GEMM into tmp and an add, as its recorded results were made.
 void linear_residual(Tensor y, Tensor x, Tensor w, Tensor res, Tensor tmp) {
-  if (y.device != Device::CUDA) {
+  if (y.device != Device::CUDA || y.dtype == DType::F32) {  // the planner gives F32 models a tmp
     linear(tmp, x, w);
     add(y, res, tmp);
     return;
@@ -110,7 +110,9 @@ void Llama::plan(ArenaPlan& plan, const LlamaConfig& c, LlamaShape s, bool train
   plan.add("act.rstdf", A, DType::F32, {N});
   plan.add("act.logits", A, act, {N, V});
   plan.add("act.losses", A, DType::F32, {N});
-  plan.add("act.tmp", A, act, {N, C});
+  // The projection before its residual add: only the cpu (F32) path has one (linear_residual;
+  // bf16 means cuda, where the add rides on the GEMM).
+  if (act == DType::F32) plan.add("act.tmp", A, act, {N, C});
   if (training) {
     const Region W = Region::Workspace;
     plan.add("bwd.dres", W, act, {N, C});
@@ -150,7 +152,7 @@ Llama::Llama(const LlamaConfig& c, const Arena& arena, LlamaShape s, bool traini
   rstdf_ = arena.get("act.rstdf");
   logits_ = arena.get("act.logits").view({s.B, s.T, c.vocab_size});
   losses_ = arena.get("act.losses");
-  tmp_ = arena.get("act.tmp");
+  if (arena.has("act.tmp")) tmp_ = arena.get("act.tmp");
   rope_cos_ = arena.get("act.rope_cos");
   rope_sin_ = arena.get("act.rope_sin");
   // RoPE tables are computed once on the host (double precision) for positions 0..T-1.

@@ -323,10 +323,27 @@ TEST_F(GpuKernels, EmbeddingBackwardWithoutPinnedMemory) {
   dtok.upload_i32(tok);
   dg.upload(g);
   embedding_backward(a, dtok, dg, tok.data());
-  mu_emu::set_host_alloc_fails(true);
-  std::thread t([&] { embedding_backward(b, dtok, dg, tok.data()); });
-  t.join();
-  mu_emu::set_host_alloc_fails(false);
+  struct Refuse {  // refused only for this test, whatever happens in it
+    Refuse() { mu_emu::set_host_alloc_fails(true); }
+    ~Refuse() { mu_emu::set_host_alloc_fails(false); }
+  };
+  std::string error;
+  uint64_t waits = 0;
+  {
+    const Refuse refuse;
+    std::thread t([&] {
+      try {
+        const mu_emu::Counters before = mu_emu::counters();
+        embedding_backward(b, dtok, dg, tok.data());
+        waits = mu_emu::counters().host_syncs - before.host_syncs;
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    });
+    t.join();
+  }
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(waits, 1u) << "the fallback's blocking upload (and nothing else) waits";
   EXPECT_EQ(a.download(), b.download());
 }
 #endif

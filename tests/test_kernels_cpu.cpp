@@ -325,6 +325,14 @@ TEST(KernelsCpu, AttentionErrors) {
   EXPECT_THROW(attention_forward(out, HostTensor::f32({1, 4, 5}), qkv8, s), Error);
   EXPECT_THROW(attention_backward(HostTensor::f32({1, 4, 8, 8}), HostTensor::f32({1, 4, 4, 7}), out, lse, qkv8, s),
                Error);
+  // The gradient in place of an input: refused, naming both.
+  HostTensor dout = HostTensor::f32({1, 4, 4, 8});
+  try {
+    attention_backward(qkv8, dout, out, lse, qkv8, s);
+    ADD_FAILURE() << "dqkv = qkv accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overlaps qkv"), std::string::npos) << e.what();
+  }
 }
 
 // ---- swiglu ----------------------------------------------------------------------------

@@ -409,23 +409,32 @@ void launch_dq(const Params& p, cudaStream_t stream) {
          dq_smem_bytes<kD, kMT>(), p, "attention_backward (dq)", stream);
 }
 
+// Joins the side stream back into stream 0 when it goes out of scope, on every path out
+// (a launch that throws included): later work on stream 0 must not overtake the side's.
+struct SideJoin {
+  bool active;
+  ~SideJoin() {
+    if (!active) return;
+    try {
+      join_side();
+    } catch (...) {  // a destructor must not throw; the CUDA error surfaces at the next check
+    }
+  }
+};
+
 // dK/dV and dQ write disjoint parts of dqkv and only read the rest, so with `overlap` the dQ
 // kernel runs on the side stream beside dK/dV: causal dK/dV blocks differ up to T/64-fold in
 // work, and the dQ blocks fill the SMs their tail leaves idle. Joined before returning.
 template <int kD>
 void launch_backward(const Params& p, int dq_rows_per_cta, bool overlap) {
-  cudaStream_t dq_stream = overlap ? fork_side() : 0;
-  if constexpr (kD <= 64) {
-    if (dq_rows_per_cta == 128)
-      launch_dq<kD, 2>(p, dq_stream);
-    else
-      launch_dq<kD, 1>(p, dq_stream);
-  } else {
-    launch_dq<kD, 1>(p, dq_stream);
-  }
+  cudaStream_t dq_stream = overlap ? fork_side() : 0;  // forked after the delta kernel
+  const SideJoin join{overlap};
   launch(attention_dkdv_kernel<kD>, dim3(static_cast<unsigned>((p.T + kBk - 1) / kBk), p.Hkv, p.B),
          dkdv_smem_bytes<kD>(), p, "attention_backward (dk, dv)");
-  if (overlap) join_side();
+  if constexpr (kD <= 64) {
+    if (dq_rows_per_cta == 128) return launch_dq<kD, 2>(p, dq_stream);
+  }
+  launch_dq<kD, 1>(p, dq_stream);
 }
 
 }  // namespace

@@ -282,13 +282,16 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
       plan.pinned = nullptr;
       plan.pinned_ints = 0;
       void* p = nullptr;
-      if (cudaMallocHost(&p, want * sizeof(int32_t)) == cudaSuccess) {
+      const cudaError_t e = cudaMallocHost(&p, want * sizeof(int32_t));
+      if (e == cudaSuccess) {
         plan.pinned = static_cast<int32_t*>(p);
         plan.pinned_ints = want;
-      } else {  // (a locked-memory limit, say): correct, only slower
+      } else if (e == cudaErrorMemoryAllocation) {  // (a locked-memory limit, say): correct, only slower
         (void)cudaGetLastError();
         plan.no_pinned = true;
         std::fprintf(stderr, "embedding_backward: no page-locked staging memory; the plan's upload waits\n");
+      } else {
+        MU_CUDA_CHECK(e);  // anything else is a real failure
       }
     }
     if (plan.pinned) {
