@@ -49,7 +49,7 @@ void fill(Tensor t, float v) {
 void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
   const char* op = "fill_uniform";
   check_present(op, {{"t", t}});
-  MU_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, "%s: the range [%g, %g) is empty or not finite", op, lo,
+  MU_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, "%s: needs finite lo < hi, got lo %g, hi %g", op, lo,
            hi);
   if (t.device == Device::CUDA) return cuda::fill_uniform(t, seed, lo, hi);
   check_cpu_f32(op, {{"t", t}});

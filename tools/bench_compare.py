@@ -44,6 +44,16 @@ def verdict(ratio, target):
     return "met" if ratio >= target else "NOT met"
 
 
+def attention_variants(mu, kind, d):
+    """[(variant or None, row)] of mu-bench's attention rows of `kind` (fwd or bwd) at head dim
+    d: the default kernel first, then every other tile or schedule it timed (names like
+    "attention fwd d=128 (128 rows)", "attention bwd d=64 (dq 128)"), to choose defaults by."""
+    kernels = {k["name"]: k for k in mu.get("kernels", []) if k.get("ms")}
+    base = f"attention {kind} d={d}"
+    out = [(None, kernels[base])] if base in kernels else []
+    return out + [(n.split(" ", 3)[3], k) for n, k in sorted(kernels.items()) if n.startswith(base + " ")]
+
+
 def rows(mu, pt):
     out = []  # (what, ours, torch, ratio, target)
     ms, ps = mu.get("step"), pt.get("step")
@@ -57,19 +67,8 @@ def rows(mu, pt):
     kernels = {k["name"]: k for k in mu.get("kernels", [])}
     for a in pt.get("attention", []):
         d = a["name"].split("=")[-1]
-        # The default kernels first, then every other tile choice mu-bench timed (names like
-        # "attention fwd d=128 (128 rows)", "attention bwd d=64 (dq 128)"), to choose defaults by.
-        fwds = [(None, kernels.get(f"attention fwd d={d}"))]
-        bwds = [(None, kernels.get(f"attention bwd d={d}"))]
-        for name, k in sorted(kernels.items()):
-            if name.startswith(f"attention fwd d={d} ") and k.get("ms"):
-                fwds.append((name.split(" ", 3)[3], k))
-            if name.startswith(f"attention bwd d={d} ") and k.get("ms"):
-                bwds.append((name.split(" ", 3)[3], k))
-        for fname, f in fwds:
-            for bname, b in bwds:
-                if not (f and b):
-                    continue
+        for fname, f in attention_variants(mu, "fwd", d):
+            for bname, b in attention_variants(mu, "bwd", d):
                 ours = f["ms"] + b["ms"]
                 variant = ", ".join(x for x in (fname and f"fwd {fname}", bname and f"bwd {bname}") if x)
                 label = f"attention fwd+bwd d={d}" + (f", {variant}" if variant else "") + " (ms)"
@@ -91,9 +90,8 @@ def rows(mu, pt):
 
 def best_attention(mu, d):
     """The fastest forward + backward over every tile variant mu-bench timed at head dim d."""
-    kernels = {k["name"]: k for k in mu.get("kernels", []) if k.get("ms")}
-    fwd = [k["ms"] for n, k in kernels.items() if n == f"attention fwd d={d}" or n.startswith(f"attention fwd d={d} ")]
-    bwd = [k["ms"] for n, k in kernels.items() if n == f"attention bwd d={d}" or n.startswith(f"attention bwd d={d} ")]
+    fwd = [k["ms"] for _, k in attention_variants(mu, "fwd", d)]
+    bwd = [k["ms"] for _, k in attention_variants(mu, "bwd", d)]
     return min(fwd) + min(bwd) if fwd and bwd else None
 
 

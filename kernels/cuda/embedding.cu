@@ -130,7 +130,6 @@ struct Plan {
   // The upload's page-locked staging copy; `uploaded` marks when the device has read it.
   int32_t* pinned = nullptr;
   size_t pinned_ints = 0;
-  bool staged = false;  // pinned holds this plan's upload (a repeated call copies it up again)
   bool no_pinned = false;  // cudaMallocHost failed once: blocking copies from pageable memory
   cudaEvent_t uploaded = nullptr;
   Plan() = default;
@@ -153,7 +152,6 @@ Plan& thread_plan() {
 
 void build_plan(Plan& p, const char* op, int64_t N, int64_t V) {
   p.N = p.V = -1;  // no plan until this one is complete (a bad id throws below)
-  p.staged = false;
   for (int64_t n = 0; n < N; n++)
     MU_CHECK(p.tokens[n] >= 0 && p.tokens[n] < V,
              "%s: token id %d at position %lld is outside the vocabulary [0, %lld)", op, p.tokens[n],
@@ -207,6 +205,46 @@ void launch_backward(Tensor dtable, Tensor dout, const int32_t* order, const int
   MU_CUDA_CHECK_LAUNCH();
 }
 
+// The host half for the ids in plan.tokens: bucket them, then copy the upload into the
+// page-locked staging buffer, once the device has read the previous plan from it (long done
+// by the next step: the event is checked, not waited on, in the usual case).
+void prepare_plan(Plan& plan, const char* op, int64_t N, int64_t V) {
+  MU_CHECK(N <= INT_MAX / 2, "%s: %lld tokens; the cuda kernels index positions with int", op,
+           static_cast<long long>(N));
+  build_plan(plan, op, N, V);
+  if (plan.no_pinned) return;
+  if (plan.uploaded) {
+    const cudaError_t q = cudaEventQuery(plan.uploaded);
+    if (q == cudaErrorNotReady) {
+      (void)cudaGetLastError();  // "not ready" is no failure: keep it from the next launch check
+      MU_CUDA_CHECK(cudaEventSynchronize(plan.uploaded));
+    } else {
+      MU_CUDA_CHECK(q);
+    }
+  }
+  const size_t ints = plan.upload.size();
+  if (plan.pinned_ints < ints) {
+    // Sized for any plan of N positions, so batches of one shape never reallocate (freeing
+    // page-locked memory waits for the device).
+    const size_t want = static_cast<size_t>(std::max<int64_t>(max_upload_ints(N), static_cast<int64_t>(ints)));
+    if (plan.pinned) MU_CUDA_CHECK(cudaFreeHost(plan.pinned));
+    plan.pinned = nullptr;
+    plan.pinned_ints = 0;
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocHost(&p, want * sizeof(int32_t));
+    if (e == cudaErrorMemoryAllocation) {  // (a locked-memory limit, say): correct, only slower
+      (void)cudaGetLastError();
+      plan.no_pinned = true;
+      std::fprintf(stderr, "embedding_backward: no page-locked staging memory; the plan's upload waits\n");
+      return;
+    }
+    MU_CUDA_CHECK(e);  // anything else is a real failure
+    plan.pinned = static_cast<int32_t*>(p);
+    plan.pinned_ints = want;
+  }
+  std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
+}
+
 }  // namespace
 
 // ---- entries ---------------------------------------------------------------------------------
@@ -238,12 +276,9 @@ void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
 }
 
 void embedding_backward_prepare(const int32_t* host_tokens, int64_t N, int64_t V) {
-  const char* op = "embedding_backward";
-  MU_CHECK(N <= INT_MAX / 2, "%s: %lld tokens; the cuda kernels index positions with int", op,
-           static_cast<long long>(N));
   Plan& plan = thread_plan();
   plan.tokens.assign(host_tokens, host_tokens + N);
-  build_plan(plan, op, N, V);
+  prepare_plan(plan, "embedding_backward", N, V);
 }
 
 void embedding_backward_prepared(Tensor dtable, Tensor dout) {
@@ -260,47 +295,8 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
            static_cast<long long>(plan.N), static_cast<long long>(plan.V), static_cast<long long>(N),
            static_cast<long long>(dtable.size(0)));
   if (N == 0) return;
-  // Stage the plan in page-locked memory and copy it up without making the host wait. The
-  // staging buffer is rewritten only once the device has read the previous plan (long done
-  // by the next step: the event is checked, not waited on, in the usual case).
-  const size_t ints = plan.upload.size();
-  if (!plan.staged && !plan.no_pinned) {
-    if (plan.uploaded) {
-      const cudaError_t q = cudaEventQuery(plan.uploaded);
-      if (q == cudaErrorNotReady) {
-        (void)cudaGetLastError();  // "not ready" is no failure: keep it from the next launch check
-        MU_CUDA_CHECK(cudaEventSynchronize(plan.uploaded));
-      } else {
-        MU_CUDA_CHECK(q);
-      }
-    }
-    if (plan.pinned_ints < ints) {
-      // Sized for any plan of N positions, so batches of one shape never reallocate (freeing
-      // page-locked memory waits for the device).
-      const size_t want = static_cast<size_t>(std::max<int64_t>(max_upload_ints(N), static_cast<int64_t>(ints)));
-      if (plan.pinned) MU_CUDA_CHECK(cudaFreeHost(plan.pinned));
-      plan.pinned = nullptr;
-      plan.pinned_ints = 0;
-      void* p = nullptr;
-      const cudaError_t e = cudaMallocHost(&p, want * sizeof(int32_t));
-      if (e == cudaSuccess) {
-        plan.pinned = static_cast<int32_t*>(p);
-        plan.pinned_ints = want;
-      } else if (e == cudaErrorMemoryAllocation) {  // (a locked-memory limit, say): correct, only slower
-        (void)cudaGetLastError();
-        plan.no_pinned = true;
-        std::fprintf(stderr, "embedding_backward: no page-locked staging memory; the plan's upload waits\n");
-      } else {
-        MU_CUDA_CHECK(e);  // anything else is a real failure
-      }
-    }
-    if (plan.pinned) {
-      std::memcpy(plan.pinned, plan.upload.data(), ints * sizeof(int32_t));
-      plan.staged = true;
-    }
-  }
   if (!plan.uploaded) MU_CUDA_CHECK(cudaEventCreateWithFlags(&plan.uploaded, cudaEventDisableTiming));
-
+  const size_t ints = plan.upload.size();
   const size_t upload_bytes = scratch_align(ints * sizeof(int32_t));
   const size_t partial_bytes = static_cast<size_t>(plan.n_slots) * C * sizeof(float);
   char* base = static_cast<char*>(scratch(upload_bytes + partial_bytes, op));
@@ -328,20 +324,15 @@ void embedding_backward_prepared(Tensor dtable, Tensor dout) {
 
 void embedding_backward(Tensor dtable, Tensor tokens, Tensor dout, const int32_t* host_tokens) {
   require_device("embedding_backward");
-  const char* op = "embedding_backward";
-  check_float_dtype(op, "dtable", dtable);
-  check_float_dtype(op, "dout", dout);
-  const int64_t N = tokens.numel(), V = dtable.size(0);
-  MU_CHECK(N <= INT_MAX / 2, "%s: %lld tokens; the cuda kernels index positions with int", op,
-           static_cast<long long>(N));
+  const int64_t N = tokens.numel();
   if (N == 0) return;
   if (host_tokens) {
-    embedding_backward_prepare(host_tokens, N, V);
+    embedding_backward_prepare(host_tokens, N, dtable.size(0));
   } else {  // read the ids back: the host waits here for everything queued before
-    std::vector<int32_t>& ids = thread_plan().tokens;
-    ids.resize(static_cast<size_t>(N));
-    MU_CUDA_CHECK(cudaMemcpy(ids.data(), tokens.data, N * sizeof(int32_t), cudaMemcpyDeviceToHost));
-    build_plan(thread_plan(), op, N, V);
+    Plan& plan = thread_plan();
+    plan.tokens.resize(static_cast<size_t>(N));
+    MU_CUDA_CHECK(cudaMemcpy(plan.tokens.data(), tokens.data, N * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    prepare_plan(plan, "embedding_backward", N, dtable.size(0));
   }
   embedding_backward_prepared(dtable, dout);
 }
