@@ -1,5 +1,7 @@
 // make_comm (the choice of backend from the launch environment) and the checks every
 // implementation shares.
+#include <cstdint>
+
 #include "core/comm.h"
 
 namespace mu {
@@ -88,7 +90,22 @@ void comm_check_device(const char* comm, const char* op, const Tensor& t, Device
            t.str().c_str());
 }
 
-void comm_check_reduce_scatter(const char* comm, int world, const Tensor& out, const Tensor& in) {
+// `part` (this rank's share) either lies apart from `whole`, or is exactly this rank's slot
+// of it, `offset` elements in: the in-place forms NCCL and MPI define. Anything between is
+// undefined in both libraries, so it is refused.
+static void check_slot(const char* comm, const char* op, const Tensor& whole, const Tensor& part,
+                       int64_t offset) {
+  if (whole.nbytes() == 0 || part.nbytes() == 0) return;
+  const uintptr_t w0 = reinterpret_cast<uintptr_t>(whole.data), p0 = reinterpret_cast<uintptr_t>(part.data);
+  const bool apart = p0 + part.nbytes() <= w0 || w0 + whole.nbytes() <= p0;
+  const uintptr_t slot = w0 + static_cast<uintptr_t>(offset) * dtype_size(whole.dtype);
+  MU_CHECK(apart || p0 == slot,
+           "%s communicator %s: %s overlaps %s without being this rank's slot (%lld elements in); "
+           "pass a separate buffer or exactly that slot",
+           comm, op, part.str().c_str(), whole.str().c_str(), static_cast<long long>(offset));
+}
+
+void comm_check_reduce_scatter(const char* comm, int world, int rank, const Tensor& out, const Tensor& in) {
   MU_CHECK(out.dtype == in.dtype, "%s communicator reduce_scatter: out %s and in %s differ in dtype", comm,
            out.str().c_str(), in.str().c_str());
   MU_CHECK(in.numel() == out.numel() * world,
@@ -96,9 +113,10 @@ void comm_check_reduce_scatter(const char* comm, int world, const Tensor& out, c
            in.str().c_str(), world, out.str().c_str());
   MU_CHECK(out.device == in.device, "%s communicator reduce_scatter: out %s and in %s on different devices",
            comm, out.str().c_str(), in.str().c_str());
+  check_slot(comm, "reduce_scatter", in, out, rank * out.numel());
 }
 
-void comm_check_all_gather(const char* comm, int world, const Tensor& out, const Tensor& in) {
+void comm_check_all_gather(const char* comm, int world, int rank, const Tensor& out, const Tensor& in) {
   MU_CHECK(out.dtype == in.dtype, "%s communicator all_gather: out %s and in %s differ in dtype", comm,
            out.str().c_str(), in.str().c_str());
   MU_CHECK(out.numel() == in.numel() * world,
@@ -106,6 +124,7 @@ void comm_check_all_gather(const char* comm, int world, const Tensor& out, const
            out.str().c_str(), world, in.str().c_str());
   MU_CHECK(out.device == in.device, "%s communicator all_gather: out %s and in %s on different devices", comm,
            out.str().c_str(), in.str().c_str());
+  check_slot(comm, "all_gather", out, in, rank * in.numel());
 }
 
 std::vector<int64_t> comm_check_v(const char* comm, const char* op, int world, int rank, const Tensor& whole,
@@ -127,6 +146,7 @@ std::vector<int64_t> comm_check_v(const char* comm, const char* op, int world, i
            "%s communicator %s: the whole %s must hold the %lld counted elements and this rank's part %s its %lld",
            comm, op, whole.str().c_str(), static_cast<long long>(total), part.str().c_str(),
            static_cast<long long>(counts[rank]));
+  check_slot(comm, op, whole, part, displ[rank]);
   return displ;
 }
 

@@ -92,8 +92,10 @@ std::unique_ptr<Comm> make_nccl_comm(const LaunchEnv& env, std::unique_ptr<Comm>
 
 // ---- shape checks shared by the implementations ---------------------------------------
 // Each names the op, the tensors and what is wrong.
-void comm_check_reduce_scatter(const char* comm, int world, const Tensor& out, const Tensor& in);
-void comm_check_all_gather(const char* comm, int world, const Tensor& out, const Tensor& in);
+// Each collective's part (reduce-scatter's out, all-gather's in) lies apart from the whole or
+// is exactly this rank's slot of it (in place); a partial overlap is refused.
+void comm_check_reduce_scatter(const char* comm, int world, int rank, const Tensor& out, const Tensor& in);
+void comm_check_all_gather(const char* comm, int world, int rank, const Tensor& out, const Tensor& in);
 void comm_check_device(const char* comm, const char* op, const Tensor& t, Device want);
 // The variable-count forms: counts has world entries >= 0, out/in match them; returns each
 // rank's offset (in elements) within the whole.

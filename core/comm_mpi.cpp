@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
 
@@ -94,15 +96,22 @@ class MpiComm final : public Comm {
   }
   void reduce_scatter_sum(Tensor out, Tensor in) override {
     comm_check_device("mpi", "reduce_scatter_sum", in, Device::CPU);
-    comm_check_reduce_scatter("mpi", world_, out, in);
+    comm_check_reduce_scatter("mpi", world_, rank_, out, in);
     MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum: %s must be F32", in.str().c_str());
     int n = checked_count("reduce_scatter_sum", out.numel());
     if (n == 0) return;
+    if (overlaps(out, in)) {
+      // In place (out is this rank's slot of in): MPI's in-place form leaves the result at the
+      // start of the buffer, so it moves to the slot afterwards.
+      MU_MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, in.f32(), n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+      std::memmove(out.data, in.data, out.nbytes());
+      return;
+    }
     MU_MPI_CHECK(MPI_Reduce_scatter_block(in.f32(), out.f32(), n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
   }
   void all_gather(Tensor out, Tensor in) override {
     comm_check_device("mpi", "all_gather", in, Device::CPU);
-    comm_check_all_gather("mpi", world_, out, in);
+    comm_check_all_gather("mpi", world_, rank_, out, in);
     int bytes = checked_count("all_gather (bytes)", static_cast<int64_t>(in.nbytes()));
     if (bytes == 0) return;
     // In place when `in` is this rank's own slot of `out` (the ZeRO layout).
@@ -128,6 +137,11 @@ class MpiComm final : public Comm {
     MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum_v_start: %s must be F32", in.str().c_str());
     std::vector<int>& c = int_counts(counts, 1, "reduce_scatter_sum_v_start");
     MPI_Request req;
+    if (overlaps(out, in)) {  // in place: as reduce_scatter_sum, the move waits for completion
+      MU_MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, in.f32(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+      moves_[next_id_] = {out.data, in.data, out.nbytes()};
+      return remember(req);
+    }
     MU_MPI_CHECK(MPI_Ireduce_scatter(in.f32(), out.f32(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
     return remember(req);
   }
@@ -153,6 +167,11 @@ class MpiComm final : public Comm {
     pending_.erase(it);
     MU_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
     int_arrays_.erase(r.id);
+    auto m = moves_.find(r.id);
+    if (m != moves_.end()) {
+      std::memmove(m->second.dst, m->second.src, m->second.bytes);
+      moves_.erase(m);
+    }
   }
   void abort_job(int code) override {
     std::fflush(stdout);
@@ -176,8 +195,21 @@ class MpiComm final : public Comm {
     return staged_.back();
   }
 
+  // The collectives' checks allow only disjoint buffers or the exact slot, so any overlap
+  // means in place.
+  static bool overlaps(const Tensor& a, const Tensor& b) {
+    const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+    return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+  }
+  struct Move {  // an in-place reduce-scatter's result, moved to the slot once complete
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+
   int rank_ = 0, world_ = 1, local_rank_ = 0;
   bool owns_init_ = false;
+  std::map<int64_t, Move> moves_;
   std::map<int64_t, MPI_Request> pending_;
   std::map<int64_t, std::deque<std::vector<int>>> int_arrays_;
   std::deque<std::vector<int>> staged_;  // deque: references to earlier entries stay valid

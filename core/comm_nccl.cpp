@@ -81,8 +81,10 @@ class NcclComm final : public Comm {
     MU_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
   ~NcclComm() override {
-    if (scratch_) cudaFree(scratch_);
+    // The communicator first (NCCL's order): it may still use the device, and cudaFree
+    // synchronizes the device.
     if (comm_) ncclCommDestroy(comm_);
+    if (scratch_) cudaFree(scratch_);
     if (stream_) cudaStreamDestroy(stream_);
     for (auto& [id, ev] : pending_) cudaEventDestroy(ev);
   }
@@ -116,7 +118,7 @@ class NcclComm final : public Comm {
   }
   void reduce_scatter_sum(Tensor out, Tensor in) override {
     comm_check_device("nccl", "reduce_scatter_sum", in, Device::CUDA);
-    comm_check_reduce_scatter("nccl", world_, out, in);
+    comm_check_reduce_scatter("nccl", world_, rank_, out, in);
     ncclDataType_t t = nccl_type(in.dtype, "reduce_scatter_sum", in);
     after_queued_compute();
     MU_NCCL_CHECK(ncclReduceScatter(in.data, out.data, static_cast<size_t>(out.numel()), t, ncclSum, comm_, stream_));
@@ -124,7 +126,7 @@ class NcclComm final : public Comm {
   }
   void all_gather(Tensor out, Tensor in) override {
     comm_check_device("nccl", "all_gather", in, Device::CUDA);
-    comm_check_all_gather("nccl", world_, out, in);
+    comm_check_all_gather("nccl", world_, rank_, out, in);
     // Bytes: any dtype gathers the same way.
     after_queued_compute();
     MU_NCCL_CHECK(ncclAllGather(in.data, out.data, in.nbytes(), ncclUint8, comm_, stream_));

@@ -32,11 +32,11 @@ class SingleComm final : public Comm {
     MU_CHECK(n >= 0, "single communicator all_reduce_sum: negative count %lld", static_cast<long long>(n));
   }
   void reduce_scatter_sum(Tensor out, Tensor in) override {
-    comm_check_reduce_scatter("single", 1, out, in);
+    comm_check_reduce_scatter("single", 1, 0, out, in);
     copy_tensor(out, in);
   }
   void all_gather(Tensor out, Tensor in) override {
-    comm_check_all_gather("single", 1, out, in);
+    comm_check_all_gather("single", 1, 0, out, in);
     copy_tensor(out, in);
   }
   void broadcast(Tensor, int root) override {

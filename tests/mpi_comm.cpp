@@ -69,6 +69,28 @@ TEST(MpiComm, ReduceScatterSum) {
     ASSERT_EQ(out[i], float(1000.0 * w * (w - 1) / 2 + double(w) * (r * n + i))) << "element " << i;
 }
 
+// In place: out is this rank's slot of in (NCCL's in-place form), blocking and started.
+TEST(MpiComm, ReduceScatterInPlace) {
+  const int r = g_comm->rank(), w = g_comm->world();
+  const int64_t n = 129;
+  std::vector<float> buf(static_cast<size_t>(w * n));
+  auto fill = [&] {
+    for (int64_t j = 0; j < w * n; ++j) buf[j] = float((r + 1) * (j % 13));
+  };
+  auto expect_slot = [&](const char* form) {
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(buf[r * n + i], float(w * (w + 1) / 2 * ((r * n + i) % 13))) << form << " element " << i;
+  };
+  fill();
+  g_comm->reduce_scatter_sum(cpu(buf.data() + r * n, mu::DType::F32, n), cpu(buf.data(), mu::DType::F32, w * n));
+  expect_slot("blocking");
+  fill();
+  std::vector<int64_t> counts(w, n);
+  g_comm->wait(g_comm->reduce_scatter_sum_v_start(cpu(buf.data() + r * n, mu::DType::F32, n),
+                                                  cpu(buf.data(), mu::DType::F32, w * n), counts));
+  expect_slot("started");
+}
+
 TEST(MpiComm, AllGatherAnyDtypeAndInPlace) {
   const int r = g_comm->rank(), w = g_comm->world();
   const int64_t n = 131;
@@ -179,6 +201,23 @@ TEST(MpiComm, BadCallsFailLocallyWithClearErrors) {
     ADD_FAILURE() << "no error";
   } catch (const mu::Error& e) {
     EXPECT_NE(std::string(e.what()).find("must be F32"), std::string::npos) << e.what();
+  }
+  // A part that overlaps the whole but is not this rank's slot is undefined in MPI and NCCL.
+  const int r = g_comm->rank();
+  std::vector<float> b(8 * w + 1);
+  for (int call = 0; call < 4; ++call) {
+    // One element past this rank's slot.
+    mu::Tensor whole = cpu(b.data(), mu::DType::F32, 8 * w), part = cpu(b.data() + r * 8 + 1, mu::DType::F32, 8);
+    std::vector<int64_t> counts(w, 8);
+    try {
+      if (call == 0) g_comm->reduce_scatter_sum(part, whole);
+      if (call == 1) g_comm->all_gather(whole, part);
+      if (call == 2) g_comm->wait(g_comm->reduce_scatter_sum_v_start(part, whole, counts));
+      if (call == 3) g_comm->wait(g_comm->all_gather_v_start(whole, part, counts));
+      ADD_FAILURE() << "no error for call " << call;
+    } catch (const mu::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("without being this rank's slot"), std::string::npos) << e.what();
+    }
   }
   try {
     g_comm->broadcast(cpu(a.data(), mu::DType::F32, 1), w);

@@ -57,6 +57,16 @@ TEST(Comm, SingleIsCopies) {
   EXPECT_NE(error_of([&] { c->broadcast(ti, 1); }).find("root 1"), std::string::npos);
   mu::Tensor two(out.data(), mu::DType::F32, mu::Device::CPU, {2});
   EXPECT_NE(error_of([&] { c->all_gather(two, ti); }).find("world (1) x in"), std::string::npos);
+  // In place is exactly the slot (the whole buffer at world 1); a partial overlap is refused.
+  c->reduce_scatter_sum(ti, ti);
+  c->all_gather(ti, ti);
+  EXPECT_EQ(in, (std::vector<float>{1.5f, -2.f, 3.25f}));
+  std::vector<float> wide(4, 0.f);
+  mu::Tensor w0(wide.data(), mu::DType::F32, mu::Device::CPU, {3}), w1(wide.data() + 1, mu::DType::F32, mu::Device::CPU, {3});
+  EXPECT_NE(error_of([&] { c->reduce_scatter_sum(w1, w0); }).find("without being this rank's slot"), std::string::npos);
+  EXPECT_NE(error_of([&] { c->all_gather(w0, w1); }).find("without being this rank's slot"), std::string::npos);
+  EXPECT_NE(error_of([&] { c->reduce_scatter_sum_v_start(w1, w0, {3}); }).find("without being this rank's slot"),
+            std::string::npos);
   mu::Tensor ints(out.data(), mu::DType::I32, mu::Device::CPU, {3});
   EXPECT_NE(error_of([&] { c->all_reduce_sum(ints); }).find("must be F32 or BF16"), std::string::npos);
 }
