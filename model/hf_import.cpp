@@ -57,8 +57,11 @@ std::map<std::string, std::string> weight_files(const std::string& dir) {
 }
 
 bool ignorable(const std::string& name) {
-  // Older transformers versions saved the RoPE frequencies as buffers; they are recomputed.
-  return name.size() > 22 && name.compare(name.size() - 22, 22, "rotary_emb.inv_freq") == 0;
+  // transformers < 4.31 saved each layer's RoPE frequencies as a buffer
+  // (model.layers.N.self_attn.rotary_emb.inv_freq) and ignores it on load; they are recomputed
+  // from config.json here too.
+  static const std::string kInvFreq = ".rotary_emb.inv_freq";
+  return name.size() > kInvFreq.size() && name.compare(name.size() - kInvFreq.size(), kInvFreq.size(), kInvFreq) == 0;
 }
 
 }  // namespace

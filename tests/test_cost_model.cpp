@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -88,6 +91,31 @@ TEST(CostModel, ToolRunsWithoutAGpu) {
   RunResult bad = run_cmd(tool("mu-bench") + " --cost-model --worlds 8,zero");
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("--worlds: '8,zero'"), std::string::npos) << bad.output;
+}
+
+// Inputs the model cannot use are refused, naming the flag, before anything is printed: a zero
+// batch used to print -nan% and inf%, an MFU of 5 (500%) and a negative peak were taken as given.
+TEST(CostModel, BadInputsNameTheFlag) {
+  const std::string base = tool("mu-bench") + " --cost-model --config smollm2-135m --worlds 1,8 ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--batch-size 0", "--batch-size"}, {"--batch-size -3", "--batch-size"}, {"--seq-len 0", "--seq-len"},
+      {"--mfu 5", "--mfu"},               {"--mfu 0", "--mfu"},                {"--mfu -0.4", "--mfu"},
+      {"--mfu nan", "--mfu"},             {"--peak-tflops -1", "--peak-tflops"}, {"--peak-tflops inf", "--peak-tflops"},
+      {"--link-gbs 0", "--link-gbs"},     {"--link-gbs -45", "--link-gbs"},    {"--ortho-tflops 0", "--ortho-tflops"},
+      {"--hbm-gbs -1", "--hbm-gbs"},      {"--worlds 0", "--worlds"},          {"--worlds 8,-1", "--worlds"},
+  };
+  for (const auto& [args, flag] : cases) {
+    RunResult r = run_cmd(base + args);
+    EXPECT_EQ(r.exit_code, 1) << args << ": " << r.output;
+    EXPECT_NE(r.output.find(flag), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("nan%"), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("inf%"), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("ranks"), std::string::npos) << args << " printed a table: " << r.output;
+  }
+  // The edges that are allowed: an MFU of exactly 1, and --peak-tflops 0 (the default: 989 here).
+  RunResult ok = run_cmd(base + "--mfu 1 --peak-tflops 0 --batch-size 1");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("peak 989 TFLOP/s at 100% MFU"), std::string::npos) << ok.output;
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/fileio.h"
+#include "core/safetensors.h"
 #include "tests/util_compare.h"
 #include "train/shards.h"
 
@@ -89,6 +91,65 @@ TEST(Eval, BadOptionsFailCleanly) {
   r = run_cmd(tool("mu-eval") + " --model " + t.model + " --data /nonexistent/v_*.bin");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/v_*.bin"), std::string::npos) << r.output;
+}
+
+// --out naming an input (directly, through another spelling or a symlink) would replace the
+// checkpoint or the token file with the logits: refused before anything runs, input unchanged.
+TEST(Eval, OutThatIsAnInputIsRefused) {
+  const Trained& t = trained();
+  namespace fs = std::filesystem;
+  const std::string d = make_temp_dir("evalout");
+  const std::string victim = d + "/victim.st", tok = d + "/tok.st";
+  fs::copy_file(t.model, victim);
+  HostTensor ids(DType::I32, {2, 9});
+  for (int64_t i = 0; i < ids.numel(); i++) static_cast<int32_t*>(ids.t().data)[i] = static_cast<int32_t>(97 + i);
+  SafetensorsWriter w;
+  w.add("tokens", ids);
+  w.write(tok);
+  fs::create_symlink(victim, d + "/link.st");
+  const std::string model_bytes = read_text_file(victim), tok_bytes = read_text_file(tok);
+  const std::string cmd = tool("mu-eval") + " --model " + victim + " --tokens " + tok + " --out ";
+  for (const std::string& out : {victim, d + "/./victim.st", d + "/link.st"}) {
+    RunResult r = run_cmd(cmd + out);
+    EXPECT_EQ(r.exit_code, 1) << out << ": " << r.output;
+    EXPECT_NE(r.output.find("--out"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("--model"), std::string::npos) << r.output;
+  }
+  RunResult r = run_cmd(cmd + tok);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--tokens"), std::string::npos) << r.output;
+  EXPECT_TRUE(read_text_file(victim) == model_bytes) << "--model " << victim << " was overwritten";
+  EXPECT_TRUE(read_text_file(tok) == tok_bytes) << "--tokens " << tok << " was overwritten";
+  r = run_cmd(cmd + d + "/logits.st");  // a new file is fine
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(SafetensorsFile(d + "/logits.st").has("logits"));
+}
+
+// A failed --sample run prints nothing to stdout: options and the model are checked before the
+// prompt is echoed.
+TEST(Eval, FailedSampleWritesNothingToStdout) {
+  const Trained& t = trained();
+  const std::string cmd = tool("mu-eval") + " --sample --prompt 'the cat ' ";
+  for (const std::string& args : {"--model " + t.model + " --temperature -1", "--model " + t.model + " --top-k -2",
+                                  "--model " + t.model + " --context -1", "--model " + t.model + " --max-new-tokens 0",
+                                  std::string("--model /nonexistent/m.safetensors")}) {
+    RunResult r = run_cmd("(" + cmd + args + " 2>/dev/null)");  // stdout only (run_cmd adds 2>&1)
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(r.output, "") << args;
+  }
+}
+
+// Counts below their documented range (0 means "all" / "the default") name the flag.
+TEST(Eval, NegativeCountsNameTheFlag) {
+  const Trained& t = trained();
+  RunResult r = run_cmd(tool("mu-eval") + " --model " + t.model + " --data " + t.val +
+                        " --batch-size 4 --seq-len 32 --max-batches -5");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--max-batches"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("loss "), std::string::npos) << r.output;
+  r = run_cmd(tool("mu-eval") + " --model " + t.model + " --sample --context -1 --max-new-tokens 4");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--context"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -123,6 +123,36 @@ TEST_F(HfBadInput, UnexpectedTensorIsNamed) {
   expect_import_fails(tmp_ + "/hf", {"model.layers.0.self_attn.q_proj.bias"});
 }
 
+// transformers < 4.31 saved each layer's RoPE frequencies as a buffer; transformers ignores it on
+// load, and so does the importer (single file and sharded index), with the same result as
+// without it. A name that only resembles it is still an unknown tensor.
+TEST_F(HfBadInput, RotaryInvFreqBuffersAreSkipped) {
+  const std::string inv_freq = "model.layers.0.self_attn.rotary_emb.inv_freq";  // head_dim 4: (2,)
+  write_hf(tmp_ + "/plain", tiny_config(), tensors_of(tiny_config()));
+  auto ts = tensors_of(tiny_config());
+  ts.push_back({inv_freq, Shape{2}});
+  write_hf(tmp_ + "/single", tiny_config(), ts);
+  // Sharded: the buffer in a shard of its own, listed in the index.
+  write_hf(tmp_ + "/sharded", tiny_config(), tensors_of(tiny_config()));
+  write_hf(tmp_ + "/buf", tiny_config(), {{inv_freq, Shape{2}}});
+  fs::rename(tmp_ + "/buf/model.safetensors", tmp_ + "/sharded/model-00002-of-00002.safetensors");
+  json wm;
+  for (const auto& t : tensors_of(tiny_config())) wm[t.name] = "model.safetensors";
+  wm[inv_freq] = "model-00002-of-00002.safetensors";
+  write_text(tmp_ + "/sharded/model.safetensors.index.json", json{{"metadata", json::object()}, {"weight_map", wm}}.dump());
+  std::vector<float> want;
+  for (const std::string name : {"plain", "single", "sharded"}) {
+    const std::string out = tmp_ + "/" + name + ".safetensors";
+    RunResult r = run_cmd(tool("mu-convert") + " --from-hf " + tmp_ + "/" + name + " --out " + out);
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.output;
+    if (want.empty()) want = weights_of(out);
+    else EXPECT_EQ(weights_of(out), want) << name;
+  }
+  ts.back().name = "model.layers.0.self_attn.not_rotary_emb.inv_freq";
+  write_hf(tmp_ + "/near", tiny_config(), ts);
+  expect_import_fails(tmp_ + "/near", {"model.layers.0.self_attn.not_rotary_emb.inv_freq"});
+}
+
 TEST_F(HfBadInput, IndexNamingAMissingShard) {
   write_hf(tmp_ + "/hf", tiny_config(), tensors_of(tiny_config()));
   json wm;

@@ -1,6 +1,7 @@
 #include "tools/lib_cost.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -26,7 +27,8 @@ double train_flops_per_token(const LlamaConfig& c, int seq) {
 std::string cost_inputs_from_bench(const nlohmann::json& bench, CostInputs* in) {
   std::string took;
   auto num = [&](const nlohmann::json& j, const char* key) {
-    return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+    const double x = j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+    return std::isfinite(x) ? x : 0.0;
   };
   if (bench.contains("muon") && num(bench["muon"], "ortho_tflops") > 0) {
     in->ortho_tflops = num(bench["muon"], "ortho_tflops");
@@ -48,10 +50,27 @@ std::string cost_inputs_from_bench(const nlohmann::json& bench, CostInputs* in) 
   return took;
 }
 
+namespace {
+
+// Each input, by the mu-bench flag it comes from: a zero batch or rate would print nan and inf.
+void check_cost_inputs(const CostInputs& in) {
+  auto positive = [](double x) { return std::isfinite(x) && x > 0; };
+  MU_CHECK(in.batch >= 1, "--batch-size %d: must be at least 1", in.batch);
+  MU_CHECK(in.seq >= 1, "--seq-len %d: must be at least 1", in.seq);
+  MU_CHECK(positive(in.mfu) && in.mfu <= 1, "--mfu %g: must be a fraction in (0, 1] (0.4: 40%% of the peak)", in.mfu);
+  MU_CHECK(positive(in.peak_tflops), "--peak-tflops %g: must be positive", in.peak_tflops);
+  MU_CHECK(positive(in.link_gbs), "--link-gbs %g: must be positive", in.link_gbs);
+  MU_CHECK(positive(in.ortho_tflops), "--ortho-tflops %g: must be positive", in.ortho_tflops);
+  MU_CHECK(positive(in.hbm_gbs), "--hbm-gbs %g: must be positive", in.hbm_gbs);
+  MU_CHECK(in.ns_steps >= 1, "cost model: ns_steps %d must be at least 1", in.ns_steps);
+  MU_CHECK(std::isfinite(in.step_ms) && in.step_ms >= 0, "cost model: step time %g ms", in.step_ms);
+}
+
+}  // namespace
+
 CostRow cost_row(const LlamaConfig& c, const CostInputs& in, int world) {
-  MU_CHECK(world >= 1, "world size %d", world);
-  MU_CHECK(in.link_gbs > 0 && in.peak_tflops > 0 && in.mfu > 0 && in.ortho_tflops > 0 && in.hbm_gbs > 0,
-           "cost model: bandwidths, rates and --mfu must be positive");
+  MU_CHECK(world >= 1, "--worlds: world size %d must be at least 1", world);
+  check_cost_inputs(in);
   const double P = static_cast<double>(c.num_params());
   CostRow r;
   r.world = world;

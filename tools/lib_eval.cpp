@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "core/cuda_check.h"
@@ -59,6 +60,21 @@ std::vector<int32_t> read_tokens(const std::string& path, int* B, int* T1) {
   return out;
 }
 
+// Whether two paths name one file: the same file when both exist (symlinks, hard links, another
+// spelling), else the same normalized absolute path.
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec_a, ec_b;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    std::error_code ec;
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  std::error_code ec;
+  const fs::path pa = fs::absolute(a, ec).lexically_normal(), pb = fs::absolute(b, ec).lexically_normal();
+  return pa == pb;
+}
+
 struct LoadedModel {
   LlamaConfig cfg;
   std::unique_ptr<Arena> arena;
@@ -83,6 +99,11 @@ LoadedModel load_model(const std::string& path, int B, int T, bool training, Dev
 
 void eval_dump(const std::string& model, const std::string& tokens, const std::string& out, bool grads, bool params,
                Device dev) {
+  // The writer replaces --out whole: naming an input would lose it.
+  MU_CHECK(!same_file(out, model), "--out %s is the same file as --model %s; give another --out", out.c_str(),
+           model.c_str());
+  MU_CHECK(!same_file(out, tokens), "--out %s is the same file as --tokens %s; give another --out", out.c_str(),
+           tokens.c_str());
   LlamaConfig cfg = checkpoint_config(model);
   int B, T1;
   std::vector<int32_t> tok = read_tokens(tokens, &B, &T1);
@@ -160,10 +181,14 @@ DataEvalResult eval_data(const std::string& model, const std::string& glob, int 
 }
 
 std::string sample_text(const std::string& model, const SampleOptions& s, Device dev) {
-  LlamaConfig cfg = checkpoint_config(model);
+  // Options, then the model, then the first byte on stdout: a failed run prints no prompt.
+  MU_CHECK(s.max_new_tokens > 0, "--max-new-tokens must be positive");
   MU_CHECK(s.temperature >= 0, "--temperature must be >= 0");
   MU_CHECK(s.top_k >= 0, "--top-k must be >= 0");
+  MU_CHECK(s.context >= 0, "--context must be >= 0 (0: the model's max_position_embeddings, capped at 1024), got %d",
+           s.context);
   MU_CHECK(!s.prompt.empty(), "--prompt must not be empty");
+  LlamaConfig cfg = checkpoint_config(model);
   MU_CHECK(cfg.vocab_size >= 256,
            "%s: sampling uses the byte tokenizer (ids 0-255) but the model's vocabulary has only %d entries",
            model.c_str(), cfg.vocab_size);
@@ -171,8 +196,9 @@ std::string sample_text(const std::string& model, const SampleOptions& s, Device
   for (unsigned char ch : s.prompt) ctx.push_back(ch);
   int window = s.context > 0 ? s.context : std::min(cfg.max_position_embeddings, 1024);
   // Only as long as needed: the prompt plus what we generate, within the window.
-  window = std::min<int>(window, static_cast<int>(ctx.size()) + s.max_new_tokens);
+  window = static_cast<int>(std::min<int64_t>(window, static_cast<int64_t>(ctx.size()) + s.max_new_tokens));
   LoadedModel lm = load_model(model, 1, window, false, dev);
+  std::fputs(s.prompt.c_str(), stdout);
   Rng rng(s.seed);
   std::string out;
   std::vector<int32_t> buf(static_cast<size_t>(window));

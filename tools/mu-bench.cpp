@@ -91,6 +91,9 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 }
 
 int run_cost_model(const Options& o) {
+  // 0 keeps its meaning (the default, 989 here); cost_row() checks every other input.
+  MU_CHECK(std::isfinite(o.peak_tflops) && o.peak_tflops >= 0,
+           "--peak-tflops %g: must be positive (or 0: 989 for --cost-model)", o.peak_tflops);
   CostInputs in;
   in.optimizer = o.optimizer;
   in.batch = o.batch;
@@ -100,6 +103,7 @@ int run_cost_model(const Options& o) {
   in.mfu = o.mfu;
   in.ortho_tflops = o.ortho_tflops;
   in.hbm_gbs = o.hbm_gbs;
+  std::string took;
   if (!o.measured.empty()) {
     std::string text;
     try {
@@ -113,10 +117,13 @@ int run_cost_model(const Options& o) {
     } catch (const std::exception& e) {
       MU_FAIL("--measured %s: not JSON (%s); give the file `mu-bench --json` wrote", o.measured.c_str(), e.what());
     }
-    std::printf("from %s: %s\n", o.measured.c_str(), cost_inputs_from_bench(bench, &in).c_str());
+    took = cost_inputs_from_bench(bench, &in);
   }
   nlohmann::json j;
-  std::printf("%s", cost_table(load_config(o.config), o.config, in, parse_worlds(o.worlds), &j).c_str());
+  // The table first: it refuses bad inputs, and a failed run prints nothing.
+  const std::string table = cost_table(load_config(o.config), o.config, in, parse_worlds(o.worlds), &j);
+  if (!took.empty()) std::printf("from %s: %s\n", o.measured.c_str(), took.c_str());
+  std::printf("%s", table.c_str());
   if (!o.json.empty()) write_json(o.json, j);
   return 0;
 }

@@ -51,14 +51,14 @@ int main(int argc, char** argv) {
       eval_dump(model, tokens, out, grads, params, dev);
     } else if (!data.empty()) {
       MU_CHECK(batch_size > 0 && seq_len > 0, "--batch-size and --seq-len must be positive");
+      MU_CHECK(max_batches >= 0, "--max-batches must be >= 0 (0: the whole data set), got %lld",
+               static_cast<long long>(max_batches));
       DataEvalResult r = eval_data(model, data, batch_size, seq_len, max_batches, dev);
       std::printf("loss %.4f nats/token | accuracy %.4f | %lld tokens\n", r.loss, r.accuracy,
                   static_cast<long long>(r.tokens));
     } else {
-      MU_CHECK(so.max_new_tokens > 0, "--max-new-tokens must be positive");
       so.seed = static_cast<uint64_t>(seed);
-      std::fputs(so.prompt.c_str(), stdout);
-      sample_text(model, so, dev);
+      sample_text(model, so, dev);  // checks the options and loads the model before printing the prompt
     }
     return 0;
   });
