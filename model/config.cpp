@@ -363,6 +363,11 @@ LlamaConfig config_from_json(const json& j, const std::string& source) {
   MU_CHECK(j.is_object(), "%s: a model config must be a JSON object, got %s", src, kind_of(j));
   check_supported(j, source);
   Reader r(j, source, "");
+  // The sizes have no sensible default: transformers would fill in Llama-2-7B's (C=4096,
+  // 32 layers, V=32000), which silently trains another model than the file describes.
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"})
+    MU_CHECK(j.contains(key), "%s: field \"%s\" is missing (the model's sizes must be given; transformers' "
+             "defaults are Llama-2-7B's)", src, key);
   LlamaConfig c;
   r.read_int("vocab_size", &c.vocab_size);
   r.read_int("hidden_size", &c.hidden_size);

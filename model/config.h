@@ -23,7 +23,8 @@ bool operator==(const RopeScaling& a, const RopeScaling& b);
 inline bool operator!=(const RopeScaling& a, const RopeScaling& b) { return !(a == b); }
 
 struct LlamaConfig {
-  // Defaults are transformers' LlamaConfig defaults, used for keys config.json leaves out.
+  // Defaults are transformers' LlamaConfig defaults, used for keys config.json leaves out;
+  // config_from_json requires the five sizes (vocab, hidden, intermediate, layers, heads).
   int vocab_size = 32000, hidden_size = 4096, intermediate_size = 11008, num_hidden_layers = 32,
       num_attention_heads = 32,
       num_key_value_heads = 32,   // defaults to num_attention_heads when absent

@@ -111,6 +111,12 @@ std::vector<std::string> hf_export_precheck(const std::string& dir_in, const HfE
     MU_CHECK(fs::is_directory(dir, ec), "HF export: %s exists and is not a directory", d);
     MU_CHECK(o.force || fs::is_empty(dir, ec), "HF export: %s exists and is not empty; pass --force to replace it", d);
   }
+  // The directories it will create: the nearest existing ancestor must be a writable directory
+  // (the export writes a temporary sibling of `dir`, then renames it).
+  fs::path up = fs::absolute(fs::path(dir), ec).parent_path();
+  while (!up.empty() && !fs::exists(up, ec) && up != up.parent_path()) up = up.parent_path();
+  MU_CHECK(fs::is_directory(up, ec), "HF export: cannot create %s: %s is not a directory", d, up.c_str());
+  MU_CHECK(::access(up.c_str(), W_OK | X_OK) == 0, "HF export: cannot create %s: %s is not writable", d, up.c_str());
   std::vector<std::string> tok_files;
   if (!o.tokenizer_from.empty()) {
     const char* t = o.tokenizer_from.c_str();

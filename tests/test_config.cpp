@@ -231,15 +231,23 @@ TEST(Config, V4AndV5SpellingsGiveEqualStructs) {
 }
 
 TEST(Config, DefaultsForMissingKeys) {
-  // transformers' LlamaConfig defaults: 32000 vocab, 4096 hidden, 11008 MLP, 32 layers,
-  // 32 heads, KV heads = heads, head_dim = 4096/32, 2048 positions, eps 1e-6, theta 1e4,
-  // bos 1, eos 2, untied.
-  LlamaConfig c = config_from_json(json::object(), "empty");
-  EXPECT_EQ(c.vocab_size, 32000);
-  EXPECT_EQ(c.hidden_size, 4096);
-  EXPECT_EQ(c.intermediate_size, 11008);
-  EXPECT_EQ(c.num_hidden_layers, 32);
-  EXPECT_EQ(c.num_attention_heads, 32);
+  // The five sizes must be given: transformers would default them to Llama-2-7B's.
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"}) {
+    json j = base_config();
+    j.erase(key);
+    try {
+      config_from_json(j, "sizes.json");
+      ADD_FAILURE() << "no error without " << key;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("sizes.json: field \"") + key + "\" is missing"),
+                std::string::npos) << e.what();
+    }
+  }
+  // The rest take transformers' LlamaConfig defaults: KV heads = heads, head_dim = C/heads,
+  // 2048 positions, eps 1e-6, theta 1e4, bos 1, eos 2, untied.
+  const json sizes = {{"vocab_size", 32000}, {"hidden_size", 4096}, {"intermediate_size", 11008},
+                      {"num_hidden_layers", 32}, {"num_attention_heads", 32}};
+  LlamaConfig c = config_from_json(sizes, "sizes only");
   EXPECT_EQ(c.num_key_value_heads, 32);
   EXPECT_EQ(c.head_dim, 128);
   EXPECT_EQ(c.max_position_embeddings, 2048);
@@ -250,7 +258,7 @@ TEST(Config, DefaultsForMissingKeys) {
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_id, 2);
   EXPECT_EQ(c.eos_token_ids, std::vector<int>{2});
-  // Llama-2-7B's published parameter count: these defaults are its shape.
+  // Llama-2-7B's published parameter count: these sizes with those defaults are its shape.
   EXPECT_EQ(c.num_params(), 6738415616);
 
   json j = base_config();
@@ -465,7 +473,9 @@ TEST(Config, LoadErrorsNameTheFile) {
   msg = error_of(bad);
   EXPECT_TRUE(contains(msg, bad) && contains(msg, "JSON")) << msg;
 
-  std::string wrong = dir.write("wrong.json", R"({"hidden_size": "64"})");
+  json w = base_config();
+  w["hidden_size"] = "64";
+  std::string wrong = dir.write("wrong.json", w.dump());
   msg = error_of(wrong);
   EXPECT_TRUE(contains(msg, wrong) && contains(msg, "hidden_size")) << msg;
 

@@ -2,6 +2,7 @@
 // a save killed before its marker, and bad input. Runs the real binary on synthetic bytes.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -181,6 +182,43 @@ TEST(Train, ResumeRefusesChangedBatchShape) {
   RunResult r = run_cmd(train_cmd("--steps 4 --batch-size 2 --resume --out " + d));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("batch_size"), std::string::npos) << r.output;
+}
+
+// A fresh run leaves an earlier run's files alone; --resume checks the model, the state's
+// step and the data before any training.
+TEST(Train, RunFilesAreNeverMixedOrLost) {
+  const std::string d = make_temp_dir("mix"), other = make_temp_dir("mix");
+  ASSERT_EQ(run_cmd(train_cmd("--steps 4 --batch-size 2 --save-every 2 --out " + d + " --log " + d + "/m.jsonl"))
+                .exit_code, 0);
+  const std::string model = read_text_file(d + "/model.safetensors"), log = read_text_file(d + "/m.jsonl");
+  auto refused = [&](const std::string& args, const std::string& expect) {
+    RunResult r = run_cmd(train_cmd("--steps 4 --batch-size 2 " + args));
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("| loss"), std::string::npos) << "trained before refusing: " << args << "\n" << r.output;
+  };
+  refused("--out " + d, "already holds a run (checkpoints up to step 4 (ckpt_00000004) and model.safetensors)");
+  refused("--out " + other + "/a --log " + d + "/m.jsonl", "--log " + d + "/m.jsonl already holds metrics");
+  EXPECT_EQ(read_text_file(d + "/model.safetensors"), model);
+  EXPECT_EQ(read_text_file(d + "/m.jsonl"), log);
+  EXPECT_TRUE(file_exists(d + "/ckpt_00000002/COMPLETE"));
+
+  // --resume with another model than the checkpoint's.
+  RunResult r = run_cmd(tool("mu-train") + " --config demo --data " + data().train +
+                        " --seq-len 32 --steps 6 --batch-size 2 --save-every 2 --resume --out " + d);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--config demo describes another model than the checkpoint"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hidden_size 256 (checkpoint: 64)"), std::string::npos) << r.output;
+  // A state whose step is not its directory's (a copied or edited checkpoint).
+  std::filesystem::copy(d + "/ckpt_00000002", d + "/ckpt_00000009");
+  refused("--steps 12 --save-every 2 --resume --out " + d, "field step is 2, but the checkpoint directory is step 9");
+  std::filesystem::remove_all(d + "/ckpt_00000009");
+
+  // Data too small for one batch, named before training: validation data too.
+  write_shard(other + "/small.bin", synthetic_bytes(20, 5), 256);
+  refused("--val-data " + other + "/small.bin", "--val-data " + other + "/small.bin: 20 tokens, but one batch needs");
+  // An --export-hf target that cannot be created (under a regular file).
+  refused("--export-hf " + other + "/small.bin/hf", "small.bin is not a directory");
 }
 
 TEST(Train, BadInputFailsWithAMessage) {

@@ -66,6 +66,16 @@ int64_t latest_checkpoint(const std::string& out, std::string* dir) {
   return -1;
 }
 
+std::string existing_run(const std::string& out) {
+  const std::vector<Found> v = scan(out);
+  std::string what;
+  if (!v.empty())
+    what = strformat("checkpoints up to step %lld (%s)", static_cast<long long>(v.back().step),
+                     v.back().dir.substr(v.back().dir.rfind('/') + 1).c_str());
+  if (file_exists(out + "/model.safetensors")) what += what.empty() ? "model.safetensors" : " and model.safetensors";
+  return what;
+}
+
 void prune_checkpoints(const std::string& out, int keep) {
   std::vector<Found> v = scan(out);
   int complete_seen = 0;

@@ -1,5 +1,7 @@
 #include "train/train_state.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -42,7 +44,18 @@ TrainState load_train_state(const std::string& path, const std::vector<std::pair
     s.loader.epoch = j.at("loader_epoch").get<int64_t>();
     const auto& rng = j.at("loader_rng");
     MU_CHECK(rng.is_array() && rng.size() == 4, "%s: field loader_rng must hold 4 words", path.c_str());
-    for (int i = 0; i < 4; i++) s.loader.rng[i] = std::stoull(rng[i].get<std::string>());
+    for (int i = 0; i < 4; i++) {
+      const std::string w = rng[i].get<std::string>();
+      char* end = nullptr;
+      errno = 0;
+      s.loader.rng[i] = std::strtoull(w.c_str(), &end, 10);
+      MU_CHECK(!w.empty() && w.find_first_not_of("0123456789") == std::string::npos && errno == 0,
+               "%s: field loader_rng[%d] is '%s', not a 64-bit unsigned decimal", path.c_str(), i, w.c_str());
+    }
+    MU_CHECK(s.step >= 0 && s.loader.position >= 0 && s.loader.epoch >= 0,
+             "%s: fields step (%lld), loader_position (%lld) and loader_epoch (%lld) must be >= 0", path.c_str(),
+             static_cast<long long>(s.step), static_cast<long long>(s.loader.position),
+             static_cast<long long>(s.loader.epoch));
     s.options = nlohmann::json::parse(md.at("options"));
   } catch (const nlohmann::json::exception& e) {
     MU_FAIL("%s: malformed training state metadata: %s", path.c_str(), e.what());

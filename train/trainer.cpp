@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <memory>
 
@@ -103,6 +104,22 @@ void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now
              key.c_str(), value.dump().c_str(), saved.contains(key) ? saved[key].dump().c_str() : "missing",
              path.c_str());
   }
+}
+
+// The model a resume continues is the checkpoint's; --config / --model must name the same.
+// torch_dtype is informational (the checkpoint records what it holds), so it may differ.
+void check_resume_config(const LlamaConfig& saved, const LlamaConfig& given, const std::string& flag,
+                         const std::string& path) {
+  nlohmann::json a = config_to_json(saved), b = config_to_json(given);
+  a.erase("torch_dtype");
+  b.erase("torch_dtype");
+  std::string diff;
+  for (auto& [key, value] : a.items())
+    if (!b.contains(key) || b[key] != value)
+      diff += strformat("%s%s %s (checkpoint: %s)", diff.empty() ? "" : ", ", key.c_str(),
+                        b.contains(key) ? b[key].dump().c_str() : "missing", value.dump().c_str());
+  MU_CHECK(diff.empty(), "--resume: %s describes another model than the checkpoint %s: %s; resume with the run's own "
+           "--config or --model", flag.c_str(), path.c_str(), diff.c_str());
 }
 
 }  // namespace
@@ -210,6 +227,21 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   } else {
     MU_CHECK(o.tokenizer_from.empty(), "--tokenizer-from needs --export-hf");
   }
+  // A fresh run never writes over an earlier one: its pruning would delete the new run's
+  // checkpoints in favour of the old, higher-numbered ones, and a later --resume would mix them.
+  if (lead && !o.resume) {
+    if (!o.out.empty()) {
+      const std::string old = existing_run(o.out);
+      MU_CHECK(old.empty(),
+               "--out %s already holds a run (%s): continue it with --resume, or give another --out (delete the "
+               "old run to reuse the name)", o.out.c_str(), old.c_str());
+    }
+    std::error_code ec;
+    if (!o.log.empty() && std::filesystem::is_regular_file(o.log, ec))
+      MU_CHECK(std::filesystem::file_size(o.log, ec) == 0,
+               "--log %s already holds metrics of an earlier run: continue that run with --resume, or give another "
+               "--log (delete the old file to reuse the name)", o.log.c_str());
+  }
   const int B = o.batch_size, T = o.seq_len;
   if (comm)
     info("mu-train: rank %d of %d (%s communicator): each rank takes %d of the %d rows of a micro-batch\n", rank,
@@ -233,17 +265,38 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
 
   // Model config: from the checkpoint we resume or start from, else the preset / config.json.
   LlamaConfig cfg;
-  if (resume_step >= 0) cfg = checkpoint_config(resume_dir + "/model.safetensors");
-  else if (!o.model.empty()) cfg = checkpoint_config(o.model);
-  else cfg = load_config(o.config);
+  auto given_config = [&] { return o.model.empty() ? load_config(o.config) : checkpoint_config(o.model); };
+  if (resume_step >= 0) {
+    cfg = checkpoint_config(resume_dir + "/model.safetensors");
+    check_resume_config(cfg, given_config(), o.model.empty() ? "--config " + o.config : "--model " + o.model,
+                        resume_dir);
+  } else {
+    cfg = given_config();
+  }
   info("mu-train: model %s\n", cfg.summary().c_str());
   if (T > cfg.max_position_embeddings)
     info("mu-train: warning: --seq-len %d exceeds max_position_embeddings %d\n", T, cfg.max_position_embeddings);
 
   // Data: rank r reads rows r*B .. r*B+B-1 of each world*B-row micro-batch (train/dataloader.h).
+  // Both data sets are checked here, before any training: one batch must fit in each.
+  auto check_fits = [&](const ShardSet& d, const char* flag, const std::string& pattern) {
+    const int64_t need = int64_t(world) * B * T + 1;
+    MU_CHECK(d.total_tokens() >= need,
+             "%s %s: %lld tokens, but one batch needs world*B*T+1 = %d*%d*%d+1 = %lld (use a smaller --batch-size "
+             "or --seq-len, or more data)", flag, pattern.c_str(), static_cast<long long>(d.total_tokens()), world, B,
+             T, static_cast<long long>(need));
+  };
   ShardSet train_data(o.data, cfg.vocab_size);
+  check_fits(train_data, "--data", o.data);
   std::unique_ptr<ShardSet> val_data;
-  if (!o.val_data.empty()) val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
+  if (!o.val_data.empty()) {
+    val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
+    check_fits(*val_data, "--val-data", o.val_data);
+    const int64_t batches = (val_data->total_tokens() - 1) / (int64_t(world) * B * T);
+    if (o.eval_steps > batches)
+      info("mu-train: warning: --eval-steps %lld but --val-data %s holds %lld batches of %dx%d: batches repeat\n",
+           static_cast<long long>(o.eval_steps), o.val_data.c_str(), static_cast<long long>(batches), world * B, T);
+  }
   DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed), rank, world});
   info("mu-train: data %s: %lld tokens (%lld micro-batches of %dx%d per epoch)\n", o.data.c_str(),
        static_cast<long long>(train_data.total_tokens()), static_cast<long long>(loader.batches_per_epoch()),
@@ -309,12 +362,17 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     const std::string state_path = state_file(resume_dir, rank);
     {  // the options first: a changed --optimizer explains missing state better than the tensors would
       SafetensorsFile sf(state_path);
-      if (sf.metadata().count("options"))
-        check_resume_options(nlohmann::json::parse(sf.metadata().at("options")), trajectory, resume_dir);
+      if (sf.metadata().count("options")) {
+        const nlohmann::json saved = nlohmann::json::parse(sf.metadata().at("options"), nullptr, false);
+        MU_CHECK(saved.is_object(), "%s: metadata field options is not a JSON object", state_path.c_str());
+        check_resume_options(saved, trajectory, resume_dir);
+      }
     }
     load_checkpoint_weights(resume_dir + "/model.safetensors", cfg, model.weights());
     TrainState st = load_train_state(state_path, opt.state_tensors());
     check_resume_options(st.options, trajectory, resume_dir);
+    MU_CHECK(st.step == resume_step, "%s: field step is %lld, but the checkpoint directory is step %lld",
+             state_path.c_str(), static_cast<long long>(st.step), static_cast<long long>(resume_step));
     loader.set_state(st.loader);
     opt.set_steps_taken(st.step);
     start_step = st.step;
