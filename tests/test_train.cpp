@@ -233,6 +233,7 @@ TEST(Train, BadInputFailsWithAMessage) {
       {"--config tiny --data " + data().train + " --bogus 1", "--bogus"},
       {"--config tiny --data " + data().train + " --device cuda", "cuda"},
       {"--data " + data().train, "--config"},
+      {"--config tiny --data " + data().train + " --eval-every 5", "--eval-every needs --val-data"},
   };
   for (const auto& c : cases) {
     RunResult r = run_cmd(tool("mu-train") + " " + c.args + " --steps 1");

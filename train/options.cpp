@@ -93,6 +93,7 @@ void validate_options(const TrainOptions& o) {
   MU_CHECK(o.adam_beta2 >= 0 && o.adam_beta2 < 1, "--adam-beta2 must be in [0, 1)");
   MU_CHECK(o.adam_eps > 0, "--adam-eps must be positive");
   MU_CHECK(o.eval_every >= 0 && o.eval_steps > 0, "--eval-every must be >= 0 and --eval-steps > 0");
+  MU_CHECK(o.eval_every == 0 || !o.val_data.empty(), "--eval-every needs --val-data (the data it validates on)");
   MU_CHECK(o.save_every >= 0, "--save-every must be >= 0");
   MU_CHECK(o.keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
   MU_CHECK(o.log_every >= 1, "--log-every must be >= 1");
