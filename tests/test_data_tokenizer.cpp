@@ -121,6 +121,19 @@ TEST_F(MuDataTokenizer, BadInputFailsBeforeWriting) {
   expect_fail("--input " + tmp_ + "/ok.jsonl --jsonl --eos yes --tokenizer " + tmp_ + "/noeos", {"EOS"});
 }
 
+// A directory given as --input opens fine and fails only at the first read: the message must
+// say it is a directory, in both the text and the JSON-lines reader.
+TEST_F(MuDataTokenizer, DirectoryInputIsNamed) {
+  const std::string d = tmp_ + "/tok";  // a directory (the fixture's tokenizer)
+  for (const std::string& mode : {std::string(""), std::string(" --jsonl")}) {
+    RunResult r = mu_data("--input " + d + mode);
+    EXPECT_EQ(r.exit_code, 1) << mode << "\n" << r.output;
+    EXPECT_FALSE(r.signaled);
+    EXPECT_NE(r.output.find(d + " is a directory"), std::string::npos) << mode << "\n" << r.output;
+    EXPECT_EQ(shard_files(), 0) << mode;
+  }
+}
+
 // Without --tokenizer, JSONL documents are byte tokens, concatenated.
 TEST_F(MuDataTokenizer, JsonlWithByteTokens) {
   write_text(tmp_ + "/b.jsonl", "{\"text\": \"hi\"}\n{\"text\": \"\\u00e9\"}\n");

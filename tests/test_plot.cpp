@@ -190,6 +190,25 @@ TEST_F(PlotTest, ExampleRunsWithOptions) {
   EXPECT_NE(r.output.find("EMA-smoothed (0.95)"), std::string::npos) << r.output;
 }
 
+// --out without an extension: matplotlib writes NAME.png, and the closing line must name that
+// file, not the name given.
+TEST_F(PlotTest, OutWithoutExtensionReportsThePathWritten) {
+  const std::string run = dir_ + "/run.jsonl";
+  write_text(run, "{\"step\":1,\"loss\":3.0,\"tokens\":64}\n{\"step\":2,\"loss\":2.5,\"tokens\":128}\n");
+  for (const std::string& name : {std::string("data"), std::string("dotted.")}) {
+    const std::string out = dir_ + "/" + name, want = dir_ + "/" + (name == "data" ? "data.png" : "dotted.png");
+    RunResult r = run_cmd(kPlot + " " + quoted(run) + " --out " + quoted(out));
+    ASSERT_FALSE(r.signaled) << r.output;
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("mu-plot: wrote " + want + "\n"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << out;
+    std::ifstream f(want, std::ios::binary);
+    std::string head(8, '\0');
+    f.read(&head[0], 8);
+    EXPECT_EQ(head, std::string("\x89PNG\r\n\x1a\n", 8)) << want << " is not a PNG";
+  }
+}
+
 void expect_clean_error(const RunResult& r, const std::string& must_mention) {
   EXPECT_FALSE(r.signaled) << r.output;
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -81,6 +81,13 @@ TEST(MuSweep, RunsEveryPairPlotsAndPicksTheBest) {
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_NE(again.output.find("adamw_lr1e-3: finished before (ok), not rerun"), std::string::npos) << again.output;
   EXPECT_NE(again.output.find(want), std::string::npos) << again.output;
+  // --rerun runs a finished run afresh, keeping the earlier one under another name.
+  RunResult rerun = run_cmd(sweep_cmd(dir, "--lrs 1e-3 --optimizers adamw --rerun", train));
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.output;
+  EXPECT_NE(rerun.output.find("adamw_lr1e-3: moved the previous run to " + dir + "/sweep/adamw_lr1e-3."),
+            std::string::npos) << rerun.output;
+  EXPECT_TRUE(file_exists(dir + "/sweep/adamw_lr1e-3/model.safetensors")) << rerun.output;
+  EXPECT_DOUBLE_EQ(final_val_loss(dir + "/sweep/adamw_lr1e-3/metrics.jsonl"), val["1e-3"]);  // same seed
   if (!HasFailure()) fs::remove_all(dir);
 }
 
@@ -98,6 +105,55 @@ TEST(MuSweep, UsageErrorsExit2) {
   }
   EXPECT_FALSE(fs::exists(dir + "/sweep"));
   fs::remove_all(dir);
+}
+
+// --out under a regular file (or a file itself): one line naming --out, exit 2, no traceback.
+TEST(MuSweep, OutUnderAFileIsAOneLineError) {
+  const std::string dir = make_temp_dir("sweep-outfile");
+  write_text(dir + "/file.txt", "keep me\n");
+  for (const std::string& out : {dir + "/file.txt/sw", dir + "/file.txt"}) {
+    RunResult r = run_cmd(std::string(MU_SOURCE_DIR) + "/tools/mu-sweep --lrs 1e-3 --out " + out + " --mu-train-bin " +
+                          tool("mu-train") + " --quiet -- --config tiny --data x");
+    EXPECT_EQ(r.exit_code, 2) << out << "\n" << r.output;
+    EXPECT_NE(r.output.find("mu-sweep: error: --out " + out), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("Traceback"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(read_text_file(dir + "/file.txt"), "keep me\n");
+  fs::remove_all(dir);
+}
+
+// --export-hf would send every run to one directory (the second fails "exists and is not
+// empty"): refused up front like --out and --log, in both spellings.
+TEST(MuSweep, RefusesExportHf) {
+  const std::string dir = make_temp_dir("sweep-export");
+  for (const std::string& train : {std::string("--config tiny --export-hf " + dir + "/hf"),
+                                   std::string("--config tiny --export-hf=" + dir + "/hf")}) {
+    RunResult r = run_cmd(sweep_cmd(dir, "--lrs 1e-3,3e-3", train));
+    EXPECT_EQ(r.exit_code, 2) << train << "\n" << r.output;
+    EXPECT_NE(r.output.find("--export-hf after --"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("mu-convert"), std::string::npos) << "the message says what to do instead:\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/sweep"));
+  EXPECT_FALSE(fs::exists(dir + "/hf"));
+  fs::remove_all(dir);
+}
+
+// Runs that fail leave no validation loss; with --val-data given, the summary must name the
+// failed runs' logs and not ask for --val-data. Without it, asking for it is right.
+TEST(MuSweep, FailedRunsAreReportedNotBlamedOnValData) {
+  const std::string dir = make_temp_dir("sweep-failed");
+  const std::string train = "--config tiny --data " + dir + "/none_train.bin --steps 2 --device cpu";
+  RunResult r = run_cmd(sweep_cmd(dir, "--lrs 1e-3 --optimizers bogus", train + " --val-data " + dir + "/none_val.bin"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("1 of 1 run(s) failed; their logs: " + dir + "/sweep/bogus_lr1e-3/train.log"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("give mu-train --val-data"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("best bogus: no successful run"), std::string::npos) << r.output;
+
+  RunResult no_val = run_cmd(sweep_cmd(dir, "--lrs 1e-3 --optimizers bogus --rerun", train));
+  EXPECT_EQ(no_val.exit_code, 1) << no_val.output;
+  EXPECT_NE(no_val.output.find("give mu-train --val-data"), std::string::npos) << no_val.output;
+  if (!HasFailure()) fs::remove_all(dir);
 }
 
 }  // namespace

@@ -236,6 +236,52 @@ TEST_F(TokenizerTest, BadTokenizerFilesNameTheField) {
   }
 }
 
+// JSON ids are 64-bit: one of 2^32 or more must be refused with the field and token named, not
+// wrapped to 32 bits (2^32 + 100 would become 100 and quietly share that id).
+TEST_F(TokenizerTest, IdsBeyond32BitsAreRefusedNotWrapped) {
+  auto expect_error = [&](const std::string& name, const json& tok, const std::vector<std::string>& want) {
+    try {
+      Tokenizer t(write(name, tok));
+      ADD_FAILURE() << name << ": no error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      for (const std::string& w : want) EXPECT_NE(msg.find(w), std::string::npos) << name << ": '" << w << "' not in: " << msg;
+    }
+  };
+  const json base = byte_level_tokenizer(kGpt2Pre, false);
+  const uint64_t k2_32 = uint64_t{1} << 32, k2_40 = uint64_t{1} << 40;
+  json t = base;
+  t["model"]["vocab"]["zz"] = k2_40;
+  expect_error("vocab_2_40", t, {"tokenizer.json", "\"model.vocab\"", "\"zz\"", std::to_string(k2_40)});
+  t = base;
+  t["model"]["vocab"]["zz"] = k2_32 + 100;
+  expect_error("vocab_2_32", t, {"\"model.vocab\"", "\"zz\"", std::to_string(k2_32 + 100)});
+  t = base;
+  t["model"]["vocab"]["zz"] = -5;
+  expect_error("vocab_negative", t, {"\"model.vocab\"", "\"zz\"", "-5"});
+  t = base;
+  t["model"]["vocab"]["zz"] = 5.5;
+  expect_error("vocab_fraction", t, {"\"model.vocab\"", "\"zz\"", "5.5"});
+  t = base;
+  t["added_tokens"].push_back({{"id", k2_32 + 100}, {"content", "<|pad|>"}, {"special", true}});
+  expect_error("added_2_32", t, {"tokenizer.json", "\"added_tokens[1].id\"", "<|pad|>", std::to_string(k2_32 + 100)});
+  t = base;
+  t["added_tokens"].push_back({{"id", -1}, {"content", "<|pad|>"}});
+  expect_error("added_negative", t, {"\"added_tokens[1].id\"", "<|pad|>", "-1"});
+  t = base;
+  t["added_tokens"].push_back({{"id", 270.0}, {"content", "<|pad|>"}});
+  expect_error("added_fraction", t, {"\"added_tokens[1].id\"", "<|pad|>", "270.0"});
+  // The post-processor's special-token ids are read the same way.
+  t = base;
+  t["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<|endoftext|>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"special_tokens", {{"<|endoftext|>", {{"id", "<|endoftext|>"}, {"ids", {k2_32 + 265}}, {"tokens", {"<|endoftext|>"}}}}}}};
+  expect_error("template_2_32", t, {"\"post_processor.special_tokens\"", "<|endoftext|>", std::to_string(k2_32 + 265)});
+  t["post_processor"]["special_tokens"]["<|endoftext|>"]["ids"] = {-1};
+  expect_error("template_negative", t, {"\"post_processor.special_tokens\"", "<|endoftext|>", "-1"});
+}
+
 // The fixtures' ids come from Hugging Face tokenizers (Rust, via its Node bindings).
 TEST(TokenizerReference, MatchesHuggingFaceTokenizers) {
   const std::string dir = std::string(MU_SOURCE_DIR) + "/tests/data/tokenizer";

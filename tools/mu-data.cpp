@@ -54,9 +54,20 @@ class Progress {
   clock::time_point t0_, last_;
 };
 
-std::string read_input(const std::string& path) {
-  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+// Opens --input ("-": standard input). A directory opens without error on Linux and fails only
+// at the first read, so it is named here.
+FILE* open_input(const std::string& path) {
+  if (path == "-") return stdin;
+  std::error_code ec;
+  MU_CHECK(!fs::is_directory(path, ec), "input %s is a directory; give one text file (or a JSON-lines file with "
+           "--jsonl)", path.c_str());
+  FILE* f = std::fopen(path.c_str(), "rb");
   MU_CHECK(f, "cannot open input %s: %s", path.c_str(), std::strerror(errno));
+  return f;
+}
+
+std::string read_input(const std::string& path) {
+  FILE* f = open_input(path);
   std::string data;
   std::vector<char> buf(8 << 20);
   Progress progress("read");
@@ -66,9 +77,10 @@ std::string read_input(const std::string& path) {
     progress.tick(static_cast<int64_t>(data.size()));
     if (n < buf.size()) break;
   }
-  bool failed = std::ferror(f);
+  const bool failed = std::ferror(f);
+  const int err = errno;
   if (f != stdin) std::fclose(f);
-  MU_CHECK(!failed, "reading %s failed", path == "-" ? "standard input" : path.c_str());
+  MU_CHECK(!failed, "reading %s failed: %s", path == "-" ? "standard input" : path.c_str(), std::strerror(err));
   return data;
 }
 
@@ -199,8 +211,7 @@ void apply_mark(const std::string& opt, const char* flag, Encoder& enc, bool bos
 // anything else that is not such an object is an error naming the line.
 int64_t encode_jsonl(const std::string& path, const std::string& field, Encoder& enc, std::vector<uint32_t>* tokens,
                      int64_t* bytes_read, int64_t* empty_docs) {
-  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-  MU_CHECK(f, "cannot open input %s: %s", path.c_str(), std::strerror(errno));
+  FILE* f = open_input(path);
   const char* where = path == "-" ? "stdin" : path.c_str();
   char* line = nullptr;
   size_t cap = 0;
@@ -240,7 +251,7 @@ int64_t encode_jsonl(const std::string& path, const std::string& field, Encoder&
     docs++;
     progress.tick(*bytes_read, static_cast<int64_t>(tokens->size()));
   }
-  MU_CHECK(!std::ferror(f), "reading %s failed", where);
+  MU_CHECK(!std::ferror(f), "reading %s failed: %s", where, std::strerror(errno));
   progress.tick(*bytes_read, static_cast<int64_t>(tokens->size()), true);
   return docs;
 }

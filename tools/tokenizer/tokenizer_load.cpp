@@ -17,6 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Ids index a table; a corrupt id must not make us allocate gigabytes. Ids are range-checked as
+// the 64-bit numbers JSON holds: get<uint32_t>() would wrap 2^32 + 100 to 100.
+constexpr uint64_t kMaxId = 1u << 24;
+
 json parse_file(const std::string& path) {
   try {
     return json::parse(read_text_file(path));
@@ -162,7 +166,10 @@ void load_template(const Reader& r, const json& pp, const std::string& field, in
     int* slot = seen_a ? eos : bos;
     if (*slot >= 0) r.fail(field + ".single", "adds more than one token " + std::string(seen_a ? "after" : "before") +
                            " the text; only one BOS and one EOS are supported");
-    *slot = (*st)["ids"][0].get<int>();
+    const json& id = (*st)["ids"][0];
+    if (!id.is_number_unsigned() || id.get<uint64_t>() >= kMaxId)
+      r.fail(field + ".special_tokens", "gives \"" + name + "\" the id " + id.dump() + ", not a token id below 2^24");
+    *slot = static_cast<int>(id.get<uint64_t>());
   }
 }
 
@@ -224,13 +231,12 @@ void Tokenizer::Impl::load(const std::string& path) {
   uint32_t max_id = 0;
   for (auto& [t, id] : vj->items()) {
     if (!id.is_number_unsigned()) r.fail("model.vocab", "maps \"" + t + "\" to " + id.dump() + ", not an id");
-    vocab[t] = id.get<uint32_t>();
-    max_id = std::max(max_id, id.get<uint32_t>());
+    if (id.get<uint64_t>() >= kMaxId)
+      r.fail("model.vocab", "maps \"" + t + "\" to " + id.dump() + "; ids of 2^24 and above are not supported");
+    vocab[t] = static_cast<uint32_t>(id.get<uint64_t>());
+    max_id = std::max(max_id, vocab[t]);
   }
   MU_CHECK(!vocab.empty(), "%s: field \"model.vocab\" is empty", file.c_str());
-  // Ids index a table; a corrupt id must not make us allocate gigabytes.
-  constexpr uint32_t kMaxId = 1u << 24;
-  if (max_id >= kMaxId) r.fail("model.vocab", "has id " + std::to_string(max_id) + "; ids above 2^24 are not supported");
 
   if (const json* at = r.get(j, "added_tokens")) {
     if (!at->is_array()) r.fail("added_tokens", "must be a list");
@@ -240,9 +246,12 @@ void Tokenizer::Impl::load(const std::string& path) {
       AddedToken t;
       t.content = r.string(a, "content", f + ".content");
       if (t.content.empty()) r.fail(f + ".content", "is empty");
-      if (!a.contains("id") || !a["id"].is_number_unsigned()) r.fail(f + ".id", "must be a non-negative integer");
-      t.id = a["id"].get<uint32_t>();
-      if (t.id >= kMaxId) r.fail(f + ".id", "is " + std::to_string(t.id) + "; ids above 2^24 are not supported");
+      if (!a.contains("id") || !a["id"].is_number_unsigned())
+        r.fail(f + ".id", "of \"" + t.content + "\" must be a non-negative integer, got " +
+               (a.contains("id") ? a["id"].dump() : "none"));
+      if (a["id"].get<uint64_t>() >= kMaxId)
+        r.fail(f + ".id", "of \"" + t.content + "\" is " + a["id"].dump() + "; ids of 2^24 and above are not supported");
+      t.id = static_cast<uint32_t>(a["id"].get<uint64_t>());
       t.special = r.boolean(a, "special", f + ".special", false);
       t.lstrip = r.boolean(a, "lstrip", f + ".lstrip", false);
       t.rstrip = r.boolean(a, "rstrip", f + ".rstrip", false);
