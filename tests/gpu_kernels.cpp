@@ -149,6 +149,28 @@ TEST_F(GpuKernels, SumSquaresOverManyTensors) {
   EXPECT_EQ(sum_squares(std::vector<Tensor>{ts[2]}), 0.0);  // only an empty tensor
 }
 
+// More tensors than one launch's table holds (64), with dtype changes between runs: every
+// chunk still lands on its own tensor.
+TEST_F(GpuKernels, SumSquaresOverMoreTensorsThanOneLaunchHolds) {
+  std::mt19937 rng(6);
+  std::vector<DevTensor> keep;
+  std::vector<Tensor> ts;
+  double want = 0.0;
+  for (int k = 0; k < 150; k++) {
+    const DType dt = k >= 70 && k < 80 ? DType::F32 : DType::BF16;
+    const int64_t n = (k * 977) % 40000 + (k % 3 == 0 ? 16384 : 1);
+    const std::vector<float> x = rounded_if(random_vec(n, rng, -1.0f, 1.0f), dt);
+    keep.emplace_back(dt, Shape{n});
+    keep.back().upload(x);
+    ts.push_back(keep.back().t());
+    for (float v : x) want += static_cast<double>(v) * v;
+  }
+  const double got = sum_squares(ts);
+  EXPECT_NEAR(got, want, 1e-12 * want);
+  const double again = sum_squares(ts);
+  EXPECT_EQ(std::memcmp(&got, &again, sizeof got), 0) << "two runs differ: " << got << " vs " << again;
+}
+
 // The device fills exactly what the cpu fills (the same hash, one fma): F32 bitwise, BF16 as
 // the round-to-nearest-even of the cpu's F32 values; odd sizes, a pointer 2 bytes off 16.
 TEST_F(GpuKernels, FillUniformMatchesCpu) {

@@ -92,20 +92,61 @@ __global__ void copy16_kernel(uint4* dst, const uint4* src, int64_t n16) {
 // double. The chunking depends only on n, so the result is the same on every run.
 constexpr int64_t kSsqChunk = 16384;
 
+// One chunk [lo, hi) of x: each thread sums its elements in order, in double. A full chunk
+// has a fixed trip count, so its loads are all issued before the first square (more bytes in
+// flight); the order of the sum is the same either way.
 template <class T, int VEC>
-__global__ void sum_squares_partial_kernel(double* partial, const T* x, int64_t n) {
-  __shared__ double red[32];
-  const int64_t lo = blockIdx.x * kSsqChunk;
-  const int64_t hi = lo + kSsqChunk < n ? lo + kSsqChunk : n;
+__device__ double sum_squares_chunk(const T* x, int64_t lo, int64_t hi) {
   double s = 0.0;
+  if (hi - lo == kSsqChunk && blockDim.x == kThreads) {
+    constexpr int kIters = static_cast<int>(kSsqChunk / (kThreads * VEC));
+    float v[kIters][VEC];
+#pragma unroll
+    for (int it = 0; it < kIters; it++) load_vec<VEC>(x + lo + (int64_t{it} * kThreads + threadIdx.x) * VEC, v[it]);
+#pragma unroll
+    for (int it = 0; it < kIters; it++)
+#pragma unroll
+      for (int k = 0; k < VEC; k++) s += static_cast<double>(v[it][k]) * v[it][k];
+    return s;
+  }
   for (int64_t i = lo + int64_t{threadIdx.x} * VEC; i < hi; i += int64_t{blockDim.x} * VEC) {
     float v[VEC];
     load_vec<VEC>(x + i, v);
 #pragma unroll
     for (int k = 0; k < VEC; k++) s += static_cast<double>(v[k]) * v[k];
   }
+  return s;
+}
+
+// Several tensors of one dtype in one launch (a training step sums ~100-300 gradients): the
+// table travels by value as the kernel's parameter, well under the 4 KB limit.
+constexpr int kSsqTable = 64;
+struct SsqTable {
+  const void* ptr[kSsqTable];
+  int64_t n[kSsqTable];
+  int64_t first[kSsqTable + 1];  // tensor i's chunks are blocks [first[i], first[i+1])
+  uint64_t vec8;                 // bit i: tensor i takes 8-wide loads
+  int count;
+};
+
+// Block b sums chunk b of the launch into partial[b]; the chunking depends only on the sizes,
+// so the result is the same on every run.
+template <class T>
+__global__ void sum_squares_partial_kernel(double* partial, const SsqTable tab) {
+  __shared__ double red[32];
+  const int64_t b = blockIdx.x;
+  int lo_t = 0, hi_t = tab.count - 1;  // the tensor holding chunk b: first[t] <= b < first[t+1]
+  while (lo_t < hi_t) {
+    const int mid = (lo_t + hi_t + 1) / 2;
+    if (tab.first[mid] <= b) lo_t = mid;
+    else hi_t = mid - 1;
+  }
+  const int t = lo_t;
+  const T* x = static_cast<const T*>(tab.ptr[t]);
+  const int64_t lo = (b - tab.first[t]) * kSsqChunk, hi = lo + kSsqChunk < tab.n[t] ? lo + kSsqChunk : tab.n[t];
+  double s = (tab.vec8 >> t) & 1 ? sum_squares_chunk<T, 8>(x, lo, hi) : sum_squares_chunk<T, 1>(x, lo, hi);
   s = block_sum(s, red);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+  if (threadIdx.x == 0) partial[b] = s;
 }
 
 // pass 2: one block sums the partials (thread i takes i, i + blockDim, ... in order).
@@ -174,15 +215,25 @@ void launch_convert(TD* dst, const TS* src, int64_t n) {
   MU_CUDA_CHECK_LAUNCH();
 }
 
-// Pass 1 for one tensor: its partials go to partial[0, ceil(n / kSsqChunk)).
+// Pass 1 for tensors [begin, end) of one dtype, at most kSsqTable: their partials go to
+// partial[0, total chunks), tensor by tensor.
 template <class T>
-void launch_sum_squares_partial(double* partial, const T* x, int64_t n) {
-  const int64_t nparts = ceil_div(n, kSsqChunk);
-  if (use_vec8(n, {x}))
-    sum_squares_partial_kernel<T, 8><<<static_cast<unsigned>(nparts), kThreads>>>(partial, x, n);
-  else
-    sum_squares_partial_kernel<T, 1><<<static_cast<unsigned>(nparts), kThreads>>>(partial, x, n);
+int64_t launch_sum_squares_partial(double* partial, const std::vector<Tensor>& ts, size_t begin, size_t end) {
+  SsqTable tab{};
+  int64_t chunks = 0;
+  for (size_t i = begin; i < end; i++) {
+    const int k = tab.count++;
+    tab.ptr[k] = ts[i].data;
+    tab.n[k] = ts[i].numel();
+    tab.first[k] = chunks;
+    if (use_vec8(tab.n[k], {ts[i].data})) tab.vec8 |= uint64_t{1} << k;
+    chunks += ceil_div(tab.n[k], kSsqChunk);
+  }
+  tab.first[tab.count] = chunks;
+  if (chunks == 0) return 0;
+  sum_squares_partial_kernel<T><<<static_cast<unsigned>(chunks), kThreads>>>(partial, tab);
   MU_CUDA_CHECK_LAUNCH();
+  return chunks;
 }
 
 // Pass 2 over partial[0, nparts) into partial[nparts], then the one readback (a host wait).
@@ -308,15 +359,20 @@ double sum_squares(const std::vector<Tensor>& ts) {
     sizes.push_back(t.numel());
   }
   double* partial = static_cast<double*>(scratch(scratch_bytes_sum_squares(sizes), "sum_squares"));
-  // Every tensor's partials back to back, in the order given; one final pass, one readback.
+  // Every tensor's partials back to back, in the order given: one launch per run of up to
+  // kSsqTable non-empty tensors of one dtype, one final pass, one readback.
+  std::vector<Tensor> live;
+  for (const Tensor& t : ts)
+    if (t.numel() > 0) live.push_back(t);
   int64_t at = 0;
-  for (const Tensor& t : ts) {
-    if (t.numel() == 0) continue;
-    dispatch_float(t.dtype, [&](auto tag) {
+  for (size_t begin = 0; begin < live.size();) {
+    size_t end = begin + 1;
+    while (end < live.size() && end - begin < kSsqTable && live[end].dtype == live[begin].dtype) end++;
+    dispatch_float(live[begin].dtype, [&](auto tag) {
       using T = decltype(tag);
-      launch_sum_squares_partial<T>(partial + at, dptr<const T>(t), t.numel());
+      at += launch_sum_squares_partial<T>(partial + at, live, begin, end);
     });
-    at += ceil_div(t.numel(), kSsqChunk);
+    begin = end;
   }
   return at == 0 ? 0.0 : finish_sum_squares(partial, at);
 }
