@@ -24,6 +24,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "model/config.h"
+#include "model/layout.h"
 #include "model/llama.h"
 #include "tools/lib_bench_muon.h"
 #include "tools/lib_cost.h"
@@ -305,19 +307,22 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
   {
     auto s = sets(2 * act, [&] { return std::vector<Tensor>{pool.make(bf, {N, C}), pool.tokens(N, V, 1)}; });
     Tensor table = pool.make(bf, {V, C});
-    b.memory_bound("embedding fwd", dims({N, C}), 2 * act + N * 4.0, static_cast<int>(s.size()),
+    const std::vector<int32_t> ids = Pool::host_tokens(N, V, 1);  // every set's ids (seed 1)
+    // The table's bytes are its distinct rows: a repeated id finds its row in L2 (uniform ids
+    // repeat: about 29K distinct of 32K at V = 128K).
+    const double rows = static_cast<double>(std::set<int32_t>(ids.begin(), ids.end()).size()) * C * 2;
+    b.memory_bound("embedding fwd", dims({N, C}), rows + act + N * 4.0, static_cast<int>(s.size()),
                    [&](int i) { embedding_forward(s[i][0], s[i][1], table); });
     // The backward's device share (the plan's upload and the kernels), timed alone: in training
     // the host buckets the ids from its own copy of the batch while the GPU still runs the
     // backward's earlier layers (kernels/embedding.h), so only this share is on the GPU's path.
     Tensor dtable = pool.make(bf, {V, C});
-    const std::vector<int32_t> ids = Pool::host_tokens(N, V, 1);  // every set's ids (seed 1)
     const auto t0 = std::chrono::steady_clock::now();
     const int host_runs = 5;
     for (int i = 0; i < host_runs; i++) cuda::embedding_backward_prepare(ids.data(), N, V);
     b.embedding_host_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / host_runs;
-    b.memory_bound("embedding bwd", dims({N, C}), act + 2.0 * std::min(N, V) * C * 2, static_cast<int>(s.size()),
+    b.memory_bound("embedding bwd", dims({N, C}), act + 2 * rows, static_cast<int>(s.size()),
                    [&](int i) { cuda::embedding_backward_prepared(dtable, s[i][0]); });
     std::printf("  %-30s %-26s %10.1f us on the host (overlapped with the backward in training)\n",
                 "embedding bwd: host bucketing", dims({N}).c_str(), b.embedding_host_ms * 1e3);
@@ -424,6 +429,16 @@ void bench_kernels(Bench& b, Pool& pool, const LlamaConfig& c, const Options& o)
     h.lr = 1e-4;
     b.memory_bound("adamw (fp32 master)", dims({n}), 28.0 * n, 1,
                    [&](int) { adamw_update_master(p, master, g, m, v, h); });
+  }
+  {  // The clip norm: squares of every gradient (bf16, the model's tensors), one readback.
+    std::vector<Tensor> grads;
+    double bytes = 0;
+    for (const ParamInfo& p : llama_param_infos(c)) {
+      grads.push_back(pool.make(bf, p.shape));
+      bytes += 2.0 * p.shape.numel();
+    }
+    b.memory_bound("grad norm (sum of squares)", strformat("%zu tensors", grads.size()), bytes, 1,
+                   [&](int) { sum_squares(grads); });
   }
 }
 
