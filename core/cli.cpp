@@ -42,18 +42,21 @@ int64_t parse_integer(const std::string& name, const std::string& s, int64_t lo,
 
 void Cli::add_string(const std::string& name, std::string* v, const std::string& metavar, const std::string& help) {
   opts_.push_back(make_opt(name, metavar, help, *v, [v](const std::string& s) { *v = s; }));
+  opts_.back().get = [v] { return *v; };
 }
 
 void Cli::add_int(const std::string& name, int* v, const std::string& help) {
   opts_.push_back(make_opt(name, "N", help, std::to_string(*v), [v, name](const std::string& s) {
     *v = static_cast<int>(parse_integer(name, s, INT32_MIN, INT32_MAX));
   }));
+  opts_.back().get = [v] { return std::to_string(*v); };
 }
 
 void Cli::add_int64(const std::string& name, int64_t* v, const std::string& help) {
   opts_.push_back(make_opt(name, "N", help, std::to_string(*v), [v, name](const std::string& s) {
     *v = parse_integer(name, s, INT64_MIN, INT64_MAX);
   }));
+  opts_.back().get = [v] { return std::to_string(*v); };
 }
 
 void Cli::add_float(const std::string& name, double* v, const std::string& help) {
@@ -64,6 +67,11 @@ void Cli::add_float(const std::string& name, double* v, const std::string& help)
     MU_CHECK(!s.empty() && *end == 0 && errno == 0, "--%s expects a number, got '%s'", name.c_str(), s.c_str());
     *v = x;
   }));
+  opts_.back().get = [v] {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", *v);
+    return std::string(buf);
+  };
 }
 
 void Cli::add_flag(const std::string& name, bool* v, const std::string& help) {
@@ -73,6 +81,7 @@ void Cli::add_flag(const std::string& name, bool* v, const std::string& help) {
   o.is_flag = true;
   o.def = *v ? "on" : "off";
   o.set = [v](const std::string& s) { *v = (s == "1"); };
+  o.get = [v] { return std::string(*v ? "on" : "off"); };
   opts_.push_back(o);
 }
 
@@ -87,6 +96,13 @@ Cli::Opt* Cli::find(const std::string& name) {
   for (auto& o : opts_)
     if (!o.is_section && o.name == name) return &o;
   return nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> Cli::values() const {
+  std::vector<std::pair<std::string, std::string>> v;
+  for (const auto& o : opts_)
+    if (!o.is_section) v.emplace_back(o.name, o.get());
+  return v;
 }
 
 bool Cli::given(const std::string& name) const {

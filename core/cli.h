@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mu {
@@ -28,6 +29,8 @@ class Cli {
   // throws mu::Error on an unknown option, a missing or malformed value.
   bool parse(int argc, char** argv);
   bool given(const std::string& name) const;  // was --name on the command line?
+  // Every option's current value as text (doubles exactly: %.17g), in table order.
+  std::vector<std::pair<std::string, std::string>> values() const;
   std::string usage() const;
 
  public:
@@ -36,6 +39,7 @@ class Cli {
     bool is_flag = false;
     bool is_section = false;
     std::function<void(const std::string&)> set;
+    std::function<std::string()> get;
     bool seen = false;
   };
 

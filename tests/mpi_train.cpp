@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -204,6 +205,23 @@ TEST(DataParallelFailure, DeadRankEndsTheJob) {
     else
       EXPECT_NE(r.output.find("rank 1 leaves at step 3"), std::string::npos) << r.output;
   }
+}
+
+// A rank launched with other options than the rest is refused on every rank, naming the
+// option: before, other --steps hung in a collective and other --lr trained silently.
+TEST(DataParallelFailure, RanksWithDifferentOptionsAreRefused) {
+  const std::string d = make_temp_dir("ranks");
+  const std::string script = d + "/per_rank.sh";
+  {
+    std::ofstream f(script);
+    f << "#!/bin/sh\nr=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}\nexec \"$@\" --lr $((r + 1))e-2\n";
+  }
+  RunResult r = mpirun(2, "sh " + script + " " + tool("mu-train") + " --config tiny --data " + data_file() +
+                              " --seq-len 16 --warmup 2 --steps 3 --batch-size 2 --comm mpi");
+  EXPECT_EQ(r.exit_code == 0 || r.exit_code == 124, false) << r.output;
+  for (const char* want : {"--lr is '0.01' on rank 0 but not on every rank", "--lr is '0.02' on rank 1"})
+    EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+  EXPECT_EQ(r.output.find("| loss"), std::string::npos) << "trained before refusing\n" << r.output;
 }
 
 // Bad launches are refused with a message, not a hang.

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "core/arena.h"
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/cuda_check.h"
 #include "core/fileio.h"
@@ -122,6 +123,42 @@ void check_resume_config(const LlamaConfig& saved, const LlamaConfig& given, con
            "--config or --model", flag.c_str(), path.c_str(), diff.c_str());
 }
 
+// Data parallelism runs one trajectory: a rank given other options than the rest would hang
+// in a collective, or train something else without a word. One all-reduce compares every
+// option's value: per option, 16-bit pieces h of a 64-bit FNV-1a hash of its text, summed with
+// their squares; the pieces agree on every rank exactly when world * sum(h^2) == sum(h)^2
+// (Cauchy-Schwarz), and the sums are exact in doubles up to 2^21 ranks. Every rank sees the
+// same sums, so all of them stop, each naming the option and its own value.
+void check_same_options(const TrainOptions& o, Comm& comm) {
+  TrainOptions copy = o;
+  Cli cli("mu-train", "");
+  register_options(cli, copy);
+  std::vector<std::pair<std::string, std::string>> opts;
+  for (auto& kv : cli.values())
+    if (kv.first != "log") opts.push_back(kv);  // only rank 0 writes the metrics
+  constexpr int kPieces = 4;
+  std::vector<double> sums;
+  for (const auto& [name, value] : opts) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char ch : value) h = (h ^ ch) * 1099511628211ull;
+    for (int k = 0; k < kPieces; k++) {
+      const double piece = static_cast<double>((h >> (16 * k)) & 0xffff);
+      sums.push_back(piece);
+      sums.push_back(piece * piece);
+    }
+  }
+  comm.all_reduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+  const auto world = static_cast<unsigned __int128>(comm.world());
+  for (size_t i = 0; i < opts.size(); i++)
+    for (int k = 0; k < kPieces; k++) {
+      const auto sum = static_cast<unsigned __int128>(sums[2 * (i * kPieces + k)]);
+      const auto sum_sq = static_cast<unsigned __int128>(sums[2 * (i * kPieces + k) + 1]);
+      MU_CHECK(world * sum_sq == sum * sum,
+               "--%s is '%s' on rank %d but not on every rank: launch every rank with the same options",
+               opts[i].first.c_str(), opts[i].second.c_str(), comm.rank());
+    }
+}
+
 }  // namespace
 
 namespace {
@@ -209,6 +246,7 @@ namespace {
 
 int train(const TrainOptions& o, Device dev, Comm* comm) {
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world() : 1;
+  if (comm && world > 1) check_same_options(o, *comm);
   const bool lead = rank == 0;  // prints, writes the metrics, the model files and the markers
   auto info = [&](const char* fmt, auto... args) {
     if (lead) std::fprintf(stderr, fmt, args...);
