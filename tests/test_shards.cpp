@@ -6,12 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -246,6 +249,22 @@ TEST(ShardSet, TokenBeyondVocabNamesShardAndOffset) {
   EXPECT_NO_THROW(ShardSet(dir.file("v_*.bin"), 301));
 }
 
+// Shards from two tokenizers (recorded vocabularies differ) are refused even when every id is
+// in range; shards that record none (llm.c's) go with any.
+TEST(ShardSet, ShardsOfTwoTokenizersAreRefused) {
+  TempDir dir;
+  write_shard(dir.file("m_0.bin"), {1, 2, 3}, 256);
+  write_shard(dir.file("m_1.bin"), {4, 5}, 0);
+  write_shard(dir.file("m_2.bin"), {6, 7}, 558);
+  std::string msg = error_of([&] { ShardSet s(dir.file("m_*.bin"), 1000); });
+  EXPECT_NE(msg.find("mix tokenizers: " + dir.file("m_0.bin") + " records a vocabulary of 256, " +
+                     dir.file("m_2.bin") + " one of 558"),
+            std::string::npos) << msg;
+  ShardSet ok(dir.file("m_[01].bin"), 1000);
+  EXPECT_EQ(ok.recorded_vocab(), 256);
+  EXPECT_EQ(ShardSet(dir.file("m_1.bin"), 1000).recorded_vocab(), 0);
+}
+
 TEST(ShardSet, ParallelScanReportsTheFirstBadToken) {
   // 3M tokens span several scan chunks; two bad tokens in different chunks: the lower offset wins.
   TempDir dir;
@@ -378,4 +397,117 @@ TEST(MuData, BadArgumentsFailWithAMessage) {
   r = run(mu_data() + " --help");
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.out.find("--strip-pos-tags"), std::string::npos) << r.out;
+}
+
+namespace {
+
+// The shards of `name` in `dir`, checked to be uniform runs of one byte: returns that byte
+// per shard, in index order (ADD_FAILUREs a shard mixing two).
+std::vector<uint32_t> shard_bytes(const std::string& dir, const std::string& name) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(name + "_train_", 0) == 0) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::vector<uint32_t> out;
+  for (const std::string& f : files) {
+    Shard s(f);
+    if (s.at(0) != s.at(s.size() - 1)) ADD_FAILURE() << f << " mixes two inputs";
+    out.push_back(s.at(0));
+  }
+  return out;
+}
+
+// Everything in `dir` that is not a <name>_{train,val}_NNNNNN.bin shard (temporaries).
+std::vector<std::string> non_shards(const std::string& dir, const std::string& name) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    const bool shard = (f.rfind(name + "_train_", 0) == 0 || f.rfind(name + "_val_", 0) == 0) &&
+                       f.size() > 4 && f.compare(f.size() - 4, 4, ".bin") == 0;
+    if (!shard) out.push_back(f);
+  }
+  return out;
+}
+
+}  // namespace
+
+// A second run over the same --name that fails half-way (here: a directory squats on the name
+// of its first val shard) must leave the first run's shards whole: the new shards are written
+// aside and replace the old ones only when all of them exist.
+TEST(MuData, FailedRunLeavesThePreviousShards) {
+  ASSERT_TRUE(fs::exists(mu_data())) << mu_data() << " is missing: build the mu-data target first";
+  TempDir dir;
+  std::ofstream(dir.file("a.txt"), std::ios::binary) << std::string(500, 'a');
+  std::ofstream(dir.file("b.txt"), std::ios::binary) << std::string(300, 'b');
+  const std::string out = dir.file("out");
+  RunResult r = run(mu_data() + " --input " + dir.file("a.txt") + " --name x --out-dir " + out +
+                    " --shard-tokens 100 --val-fraction 0");
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(shard_bytes(out, "x"), std::vector<uint32_t>(5, 'a'));
+  fs::create_directories(out + "/x_val_000000.bin/squatter");
+  r = run(mu_data() + " --input " + dir.file("b.txt") + " --name x --out-dir " + out +
+          " --shard-tokens 100 --val-fraction 0.5");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find(out + "/x_val_000000.bin"), std::string::npos) << r.out;
+  EXPECT_EQ(shard_bytes(out, "x"), std::vector<uint32_t>(5, 'a')) << "the first run's shards were replaced";
+  EXPECT_EQ(non_shards(out, "x"), std::vector<std::string>{}) << "temporaries left behind";
+  // Without the squatter the second run replaces the whole set: 2 train shards, stale 2-4 gone.
+  fs::remove_all(out + "/x_val_000000.bin");
+  r = run(mu_data() + " --input " + dir.file("b.txt") + " --name x --out-dir " + out +
+          " --shard-tokens 100 --val-fraction 0.5");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(shard_bytes(out, "x"), std::vector<uint32_t>(2, 'b'));
+  EXPECT_TRUE(fs::exists(out + "/x_val_000001.bin"));
+  EXPECT_FALSE(fs::exists(out + "/x_val_000002.bin"));
+  EXPECT_NE(r.out.find(out + "/x_train_000000.bin"), std::string::npos) << r.out;  // the final names are listed
+  EXPECT_EQ(non_shards(out, "x"), std::vector<std::string>{});
+}
+
+// SIGINT while the second run writes its shards: the first run's data set stays whole (never
+// some shards of each input, which a glob would train on together) and no temporary remains.
+TEST(MuData, InterruptedRunLeavesThePreviousShards) {
+  ASSERT_TRUE(fs::exists(mu_data())) << mu_data() << " is missing: build the mu-data target first";
+  TempDir dir;
+  constexpr int kShards = 24, kShardTokens = 1000000;
+  std::ofstream(dir.file("a.txt"), std::ios::binary) << std::string(size_t{kShards} * kShardTokens, 'a');
+  std::ofstream(dir.file("b.txt"), std::ios::binary) << std::string(size_t{kShards} * kShardTokens, 'b');
+  const std::string out = dir.file("out");
+  const std::string common = " --name x --out-dir " + out + " --shard-tokens " + std::to_string(kShardTokens) +
+                             " --val-fraction 0";
+  RunResult r = run(mu_data() + " --input " + dir.file("a.txt") + common);
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(shard_bytes(out, "x"), std::vector<uint32_t>(kShards, 'a'));
+  const size_t before = std::distance(fs::directory_iterator(out), fs::directory_iterator());
+
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    const std::string cmd = "exec " + mu_data() + " --input " + dir.file("b.txt") + common;
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Interrupt as soon as the run starts writing (a new entry appears in the output directory).
+  bool writing = false;
+  for (int i = 0; i < 300000 && !writing; i++) {
+    writing = static_cast<size_t>(std::distance(fs::directory_iterator(out), fs::directory_iterator())) != before;
+    if (!writing) usleep(100);
+    int st;
+    if (!writing && waitpid(pid, &st, WNOHANG) == pid) FAIL() << "mu-data ended before writing anything";
+  }
+  kill(pid, SIGINT);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(writing) << "mu-data never started writing";
+  const std::vector<uint32_t> got = shard_bytes(out, "x");
+  // Interrupted: the old set; finished before the signal landed: the new one. Never a mix.
+  if (WIFSIGNALED(st)) {
+    EXPECT_EQ(WTERMSIG(st), SIGINT);
+    EXPECT_EQ(got, std::vector<uint32_t>(kShards, 'a')) << "the interrupted run replaced some of the old shards";
+  } else {
+    EXPECT_EQ(got.size(), static_cast<size_t>(kShards));
+    EXPECT_TRUE(got == std::vector<uint32_t>(kShards, 'a') || got == std::vector<uint32_t>(kShards, 'b'));
+  }
+  EXPECT_EQ(non_shards(out, "x"), std::vector<std::string>{}) << "temporaries left behind";
 }

@@ -217,6 +217,14 @@ TEST(Train, RunFilesAreNeverMixedOrLost) {
   // Data too small for one batch, named before training: validation data too.
   write_shard(other + "/small.bin", synthetic_bytes(20, 5), 256);
   refused("--val-data " + other + "/small.bin", "--val-data " + other + "/small.bin: 20 tokens, but one batch needs");
+  // Validation data from another tokenizer than the training data.
+  write_shard(other + "/v558.bin", synthetic_bytes(5000, 6), 558);
+  refused("--val-data " + other + "/v558.bin", "records a tokenizer vocabulary of 558 but --data");
+  RunResult warned = run_cmd(tool("mu-train") + " --config tiny --seq-len 32 --steps 1 --batch-size 2 --data " + other +
+                             "/v558.bin");
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_NE(warned.output.find("warning: --data " + other + "/v558.bin records a tokenizer vocabulary of 558, the "
+                               "model's is 256"), std::string::npos) << warned.output;
   // An --export-hf target that cannot be created (under a regular file).
   refused("--export-hf " + other + "/small.bin/hf", "small.bin is not a directory");
 }

@@ -215,6 +215,17 @@ ShardSet::ShardSet(const std::string& pattern, int vocab_size) : pattern_(patter
     shards_.push_back(std::make_unique<Shard>(p));
     starts_.push_back(starts_.back() + shards_.back()->size());
   }
+  // Shards that record their tokenizer's vocabulary must agree: two tokenizers' ids in one
+  // stream are noise even when every id is in range.
+  const Shard* first = nullptr;
+  for (const auto& sh : shards_) {
+    if (sh->vocab_hint() == 0) continue;
+    if (!first) first = sh.get();
+    MU_CHECK(sh->vocab_hint() == first->vocab_hint(),
+             "shards '%s' mix tokenizers: %s records a vocabulary of %d, %s one of %d (header field vocab_size)",
+             pattern.c_str(), first->path().c_str(), first->vocab_hint(), sh->path().c_str(), sh->vocab_hint());
+  }
+  recorded_vocab_ = first ? first->vocab_hint() : 0;
   validate_tokens();
 }
 

@@ -87,13 +87,15 @@ class ShardSet {
   int64_t total_tokens() const { return starts_.back(); }
   const std::vector<std::unique_ptr<Shard>>& shards() const { return shards_; }
   int vocab_size() const { return vocab_size_; }
+  // The vocabulary the shards record (header[3]; every shard that records one agrees), 0 if none.
+  int recorded_vocab() const { return recorded_vocab_; }
   // Copies n tokens starting at global position pos (crossing shard boundaries) as int32.
   void read(int64_t pos, int64_t n, int32_t* out) const;
 
  private:
   void validate_tokens() const;
   std::string pattern_;
-  int vocab_size_ = 0;
+  int vocab_size_ = 0, recorded_vocab_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<int64_t> starts_;  // (S+1,) global index of each shard's first token; back() = total
 };

@@ -326,10 +326,19 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   };
   ShardSet train_data(o.data, cfg.vocab_size);
   check_fits(train_data, "--data", o.data);
+  // A tokenizer of another size than the model's embedding is most often the wrong one (byte
+  // shards for a BPE model); a padded vocabulary is legitimate, so this only warns.
+  if (train_data.recorded_vocab() != 0 && train_data.recorded_vocab() != cfg.vocab_size)
+    info("mu-train: warning: --data %s records a tokenizer vocabulary of %d, the model's is %d\n", o.data.c_str(),
+         train_data.recorded_vocab(), cfg.vocab_size);
   std::unique_ptr<ShardSet> val_data;
   if (!o.val_data.empty()) {
     val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
     check_fits(*val_data, "--val-data", o.val_data);
+    MU_CHECK(val_data->recorded_vocab() == 0 || train_data.recorded_vocab() == 0 ||
+                 val_data->recorded_vocab() == train_data.recorded_vocab(),
+             "--val-data %s records a tokenizer vocabulary of %d but --data %s one of %d: they come from different "
+             "tokenizers", o.val_data.c_str(), val_data->recorded_vocab(), o.data.c_str(), train_data.recorded_vocab());
     const int64_t batches = (val_data->total_tokens() - 1) / (int64_t(world) * B * T);
     if (o.eval_steps > batches)
       info("mu-train: warning: --eval-steps %lld but --val-data %s holds %lld batches of %dx%d: batches repeat\n",
