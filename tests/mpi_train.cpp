@@ -184,6 +184,9 @@ TEST(DataParallelResume, SameWorldSizeIsBitwiseExact) {
     RunResult bad = mpirun(3, train(o + "--steps 10 --resume --out " + b));
     EXPECT_NE(bad.exit_code, 0) << bad.output;
     EXPECT_NE(bad.output.find("option world is 3 now but 2 in the checkpoint"), std::string::npos) << bad.output;
+    RunResult one = run_cmd(train(o + "--steps 10 --resume --out " + b));  // the world size named first
+    EXPECT_NE(one.exit_code, 0) << one.output;
+    EXPECT_NE(one.output.find("option world is 1 now but 2 in the checkpoint"), std::string::npos) << one.output;
   }
 }
 

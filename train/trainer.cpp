@@ -88,9 +88,11 @@ nlohmann::json trajectory_options(const TrainOptions& o, int world, bool sharded
 }
 
 void check_resume_options(const nlohmann::json& saved, const nlohmann::json& now, const std::string& path) {
-  std::vector<std::string> keys = {"optimizer"};  // first: a changed optimizer explains the rest
+  // First what explains the rest: a changed optimizer its state, a changed world size the
+  // sharding.
+  std::vector<std::string> keys = {"optimizer", "world"};
   for (auto& [key, value] : now.items())
-    if (key != "optimizer") keys.push_back(key);
+    if (key != "optimizer" && key != "world") keys.push_back(key);
   for (const std::string& key : keys) {
     const nlohmann::json& value = now.at(key);
     // Checkpoints from before data parallelism were one rank, unsharded.
