@@ -406,7 +406,9 @@ struct NormCase {
 const NormCase kNormCases[] = {{9, 131, DType::F32, DType::F32},     {9, 131, DType::BF16, DType::BF16},
                                {64, 2048, DType::BF16, DType::BF16}, {5, 72, DType::BF16, DType::F32},
                                {3, 4096, DType::F32, DType::F32},    {1, 8, DType::BF16, DType::BF16},
-                               {40, 576, DType::BF16, DType::BF16}};
+                               {40, 576, DType::BF16, DType::BF16},
+                               // 3 vectors per thread in the backward: 8-wide and scalar
+                               {6, 2560, DType::BF16, DType::F32},   {7, 300, DType::F32, DType::BF16}};
 
 std::string norm_name(const NormCase& k) {
   return "N=" + std::to_string(k.N) + " C=" + std::to_string(k.C) + " act " + dtype_name(k.act) + " w " +

@@ -31,9 +31,14 @@ constexpr int kSegment = 32;   // positions one warp sums before handing a parti
 
 // out[n] = table[tokens[n]], one warp per row, copied in units U (16, 4 or 2 bytes). A bad
 // id leaves its row unwritten and records its position (the entry then throws).
+// Each lane loads up to kUnroll units before its first store: a 4 KiB row (C = 2048 bf16) is
+// one round trip, not eight.
+constexpr int kUnroll = 8;
+
 template <class U>
-__global__ void embedding_forward_kernel(U* out, const int32_t* tokens, const U* table, int64_t N, int64_t row_units,
-                                         int64_t V, int* bad) {
+__global__ void embedding_forward_kernel(U* __restrict__ out, const int32_t* __restrict__ tokens,
+                                         const U* __restrict__ table, int64_t N, int64_t row_units, int64_t V,
+                                         int* bad) {
   const int lane = threadIdx.x & 31;
   const int64_t nwarps = (int64_t{gridDim.x} * blockDim.x) >> 5;
   for (int64_t n = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) >> 5; n < N; n += nwarps) {
@@ -44,7 +49,15 @@ __global__ void embedding_forward_kernel(U* out, const int32_t* tokens, const U*
     }
     const U* src = table + id * row_units;
     U* dst = out + n * row_units;
-    for (int64_t i = lane; i < row_units; i += 32) dst[i] = src[i];
+    for (int64_t base = lane; base < row_units; base += 32 * kUnroll) {
+      U v[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; k++)
+        if (base + 32 * k < row_units) v[k] = src[base + 32 * k];
+#pragma unroll
+      for (int k = 0; k < kUnroll; k++)
+        if (base + 32 * k < row_units) dst[base + 32 * k] = v[k];
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 // dweight in registers. dweight: per-block partial sums (fp32, in scratch) reduced in a fixed
 // order by a second kernel, so the result is deterministic without atomics.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/scratch.h"
@@ -30,16 +31,24 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, T* res_out, const T*
   const int64_t row = int64_t{blockIdx.x} * C;
   float v[kMaxIt][VEC];
   float ss = 0.0f;
+  // Every load of the row before the first store: res_out may alias x (the residual stream
+  // updated in place), so the compiler could not move later loads above an earlier store.
+  [[maybe_unused]] float y[kMaxIt][VEC];
 #pragma unroll
   for (int it = 0; it < kMaxIt; it++) {
     const int c = (it * blockDim.x + threadIdx.x) * VEC;
     if (c < C) {
       load_vec<VEC>(x + row + c, v[it]);
-      if constexpr (RESIDUAL) {
-        float y[VEC];
-        load_vec<VEC>(x2 + row + c, y);
+      if constexpr (RESIDUAL) load_vec<VEC>(x2 + row + c, y[it]);
+    }
+  }
 #pragma unroll
-        for (int j = 0; j < VEC; j++) v[it][j] = round_to<T>(v[it][j] + y[j]);
+  for (int it = 0; it < kMaxIt; it++) {
+    const int c = (it * blockDim.x + threadIdx.x) * VEC;
+    if (c < C) {
+      if constexpr (RESIDUAL) {
+#pragma unroll
+        for (int j = 0; j < VEC; j++) v[it][j] = round_to<T>(v[it][j] + y[it][j]);
         store_vec<VEC>(res_out + row + c, v[it]);
       }
 #pragma unroll
@@ -63,13 +72,16 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, T* res_out, const T*
 }
 
 // With g = dout, u = x*r:  dx += r * (g*w - u * mean(g*w*u)),  dweight partial = sum_rows g*u.
-template <class T, int VEC>
+// IT vectors per thread (the launcher picks the fewest that cover C), so the registers the
+// arrays take are the ones the row needs: at C = 2048 two, not kMaxIt. dx (accumulated into)
+// is read with dout and x, before the barrier, so one round trip serves the row.
+template <class T, int VEC, int IT>
 __global__ void rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dout, const T* x, const void* weight,
                                         bool w_bf16, const float* rstd, int64_t N, int C, int rows_per_block) {
   __shared__ float red[32];
-  float w[kMaxIt][VEC], dw[kMaxIt][VEC];
+  float w[IT][VEC], dw[IT][VEC];
 #pragma unroll
-  for (int it = 0; it < kMaxIt; it++) {
+  for (int it = 0; it < IT; it++) {
     const int c = (it * blockDim.x + threadIdx.x) * VEC;
 #pragma unroll
     for (int j = 0; j < VEC; j++) w[it][j] = dw[it][j] = 0.0f;
@@ -80,14 +92,21 @@ __global__ void rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dout,
   for (int64_t n = n0; n < n1; n++) {
     const float r = rstd[n];
     const int64_t row = n * C;
-    float g[kMaxIt][VEC], u[kMaxIt][VEC];
+    float g[IT][VEC], u[IT][VEC], d[IT][VEC];
     float dot = 0.0f;
 #pragma unroll
-    for (int it = 0; it < kMaxIt; it++) {
+    for (int it = 0; it < IT; it++) {
       const int c = (it * blockDim.x + threadIdx.x) * VEC;
       if (c < C) {
         load_vec<VEC>(dout + row + c, g[it]);
         load_vec<VEC>(x + row + c, u[it]);
+        load_vec<VEC>(dx + row + c, d[it]);
+      }
+    }
+#pragma unroll
+    for (int it = 0; it < IT; it++) {
+      const int c = (it * blockDim.x + threadIdx.x) * VEC;
+      if (c < C) {
 #pragma unroll
         for (int j = 0; j < VEC; j++) {
           u[it][j] *= r;
@@ -99,19 +118,17 @@ __global__ void rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dout,
     dot = block_sum(dot, red);
     const float m = dot / static_cast<float>(C);
 #pragma unroll
-    for (int it = 0; it < kMaxIt; it++) {
+    for (int it = 0; it < IT; it++) {
       const int c = (it * blockDim.x + threadIdx.x) * VEC;
       if (c < C) {
-        float d[VEC];
-        load_vec<VEC>(dx + row + c, d);
 #pragma unroll
-        for (int j = 0; j < VEC; j++) d[j] += r * (g[it][j] * w[it][j] - u[it][j] * m);
-        store_vec<VEC>(dx + row + c, d);
+        for (int j = 0; j < VEC; j++) d[it][j] += r * (g[it][j] * w[it][j] - u[it][j] * m);
+        store_vec<VEC>(dx + row + c, d[it]);
       }
     }
   }
 #pragma unroll
-  for (int it = 0; it < kMaxIt; it++) {
+  for (int it = 0; it < IT; it++) {
     const int c = (it * blockDim.x + threadIdx.x) * VEC;
     if (c < C) store_vec<VEC>(dw_partial + int64_t{blockIdx.x} * C + c, dw[it]);
   }
@@ -192,14 +209,22 @@ void launch_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor we
   float* partial = static_cast<float*>(scratch(scratch_bytes_rmsnorm_backward(N, C), op));
   const int threads = row_threads(C, vec, 128);
   const bool wb = weight.dtype == DType::BF16;
-  if (vec == 8)
-    rmsnorm_backward_kernel<T, 8><<<nparts, threads>>>(dptr<T>(dx), partial, dptr<const T>(dout), dptr<const T>(x),
-                                                       weight.data, wb, dptr<const float>(rstd), N, static_cast<int>(C),
-                                                       rpb);
-  else
-    rmsnorm_backward_kernel<T, 1><<<nparts, threads>>>(dptr<T>(dx), partial, dptr<const T>(dout), dptr<const T>(x),
-                                                       weight.data, wb, dptr<const float>(rstd), N, static_cast<int>(C),
-                                                       rpb);
+  const int it = static_cast<int>(ceil_div(C, int64_t{threads} * vec));  // 1..kMaxIt (choose_vec bounds C)
+  auto run = [&](auto vec_tag, auto it_tag) {
+    rmsnorm_backward_kernel<T, decltype(vec_tag)::value, decltype(it_tag)::value><<<nparts, threads>>>(
+        dptr<T>(dx), partial, dptr<const T>(dout), dptr<const T>(x), weight.data, wb, dptr<const float>(rstd), N,
+        static_cast<int>(C), rpb);
+  };
+  auto with_it = [&](auto vec_tag) {
+    switch (it) {
+      case 1: run(vec_tag, std::integral_constant<int, 1>{}); break;
+      case 2: run(vec_tag, std::integral_constant<int, 2>{}); break;
+      case 3: run(vec_tag, std::integral_constant<int, 3>{}); break;
+      default: run(vec_tag, std::integral_constant<int, kMaxIt>{}); break;
+    }
+  };
+  if (vec == 8) with_it(std::integral_constant<int, 8>{});
+  else with_it(std::integral_constant<int, 1>{});
   MU_CUDA_CHECK_LAUNCH();
   rmsnorm_dweight_kernel<<<static_cast<unsigned>(ceil_div(C, 32)), dim3(32, 32)>>>(
       dweight.data, dweight.dtype == DType::BF16, partial, nparts, static_cast<int>(C));
