@@ -45,8 +45,9 @@ __device__ __forceinline__ void block_combine(float& m, float& s, float* sm, flo
   }
 }
 
+// Up to 1024 threads a row (the launcher's choice at large V): at most 64 registers a thread.
 template <class T, int VEC, bool BACKWARD>
-__global__ void cross_entropy_kernel(float* losses, T* logits, const int32_t* targets, int64_t V, float grad_scale,
+__global__ void __launch_bounds__(1024) cross_entropy_kernel(float* losses, T* logits, const int32_t* targets, int64_t V, float grad_scale,
                                      int* bad) {
   __shared__ float sm[32];
   __shared__ float ss[32];
@@ -62,33 +63,52 @@ __global__ void cross_entropy_kernel(float* losses, T* logits, const int32_t* ta
   }
   // Read before anyone overwrites the row (pass 2 starts after the barriers in block_combine).
   const float zt = threadIdx.x == 0 ? to_f32(z[tgt]) : 0.0f;
+  // Both passes load kUnroll vectors before using the first (more bytes in flight per thread)
+  // and then take them in the same order as one at a time, so the sums are unchanged.
+  // Pass 1 holds 64 bytes of logits per thread; pass 2, which also keeps its results until the
+  // stores, half that (more spills past the 64 registers a 1024-thread block allows).
+  constexpr int kUnroll = sizeof(T) == 2 ? 4 : 2, kUnroll2 = kUnroll / 2;
+  const int64_t step = int64_t{blockDim.x} * VEC;
   float m = -INFINITY, s = 0.0f;
-  for (int64_t i = int64_t{threadIdx.x} * VEC; i < V; i += int64_t{blockDim.x} * VEC) {
-    float x[VEC];
-    load_vec<VEC>(z + i, x);
-    float mx = x[0];
+  for (int64_t base = int64_t{threadIdx.x} * VEC; base < V; base += step * kUnroll) {
+    float x[kUnroll][VEC];
 #pragma unroll
-    for (int j = 1; j < VEC; j++) mx = fmaxf(mx, x[j]);
-    if (mx > m) {
-      s *= expf(m - mx);  // m = -inf at first: exp(-inf) = 0 and s is 0 anyway
-      m = mx;
+    for (int u = 0; u < kUnroll; u++)
+      if (base + u * step < V) load_vec<VEC>(z + base + u * step, x[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+      if (base + u * step >= V) break;
+      float mx = x[u][0];
+#pragma unroll
+      for (int j = 1; j < VEC; j++) mx = fmaxf(mx, x[u][j]);
+      if (mx > m) {
+        s *= expf(m - mx);  // m = -inf at first: exp(-inf) = 0 and s is 0 anyway
+        m = mx;
+      }
+      // While every logit seen is -inf (masked vocabulary entries), m is -inf too and x - m
+      // would be NaN: those entries contribute exp(-inf) = 0 (the cpu op subtracts a finite max).
+      const float m_use = m == -INFINITY ? 0.0f : m;
+#pragma unroll
+      for (int j = 0; j < VEC; j++) s += expf(x[u][j] - m_use);
     }
-    // While every logit seen is -inf (masked vocabulary entries), m is -inf too and x - m
-    // would be NaN: those entries contribute exp(-inf) = 0 (the cpu op subtracts a finite max).
-    const float m_use = m == -INFINITY ? 0.0f : m;
-#pragma unroll
-    for (int j = 0; j < VEC; j++) s += expf(x[j] - m_use);
   }
   block_combine(m, s, sm, ss);
   if (threadIdx.x == 0) losses[n] = logf(s) + m - zt;
   if constexpr (BACKWARD) {
     const float k = grad_scale / s;
-    for (int64_t i = int64_t{threadIdx.x} * VEC; i < V; i += int64_t{blockDim.x} * VEC) {
-      float x[VEC];
-      load_vec<VEC>(z + i, x);
+    for (int64_t base = int64_t{threadIdx.x} * VEC; base < V; base += step * kUnroll2) {
+      float x[kUnroll2][VEC];
 #pragma unroll
-      for (int j = 0; j < VEC; j++) x[j] = expf(x[j] - m) * k - (i + j == tgt ? grad_scale : 0.0f);
-      store_vec<VEC>(z + i, x);
+      for (int u = 0; u < kUnroll2; u++)
+        if (base + u * step < V) load_vec<VEC>(z + base + u * step, x[u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll2; u++) {
+        const int64_t i = base + u * step;
+        if (i >= V) break;
+#pragma unroll
+        for (int j = 0; j < VEC; j++) x[u][j] = expf(x[u][j] - m) * k - (i + j == tgt ? grad_scale : 0.0f);
+        store_vec<VEC>(z + i, x[u]);
+      }
     }
   }
 }

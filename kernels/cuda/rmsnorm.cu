@@ -19,13 +19,16 @@ namespace cuda {
 namespace {
 
 constexpr int kMaxIt = 4;  // vectors per thread per row
+// Threads per block at most, so that every register a thread takes fits the SM's 64K: the
+// kernels carry these as __launch_bounds__, and a row wider than they cover is refused.
+constexpr int kForwardMaxThreads = 768, kBackwardMaxThreads = 256;
 
 // ---- kernels -------------------------------------------------------------------------------
 
 // res_out = x + x2 (RESIDUAL; rounded to T first, so the norm sees the stored value the
 // backward will read), out = v * r * w, rstd = r = 1/sqrt(mean(v^2) + eps).
 template <class T, int VEC, bool RESIDUAL>
-__global__ void rmsnorm_forward_kernel(T* out, float* rstd, T* res_out, const T* x, const T* x2, const void* weight,
+__global__ void __launch_bounds__(kForwardMaxThreads) rmsnorm_forward_kernel(T* out, float* rstd, T* res_out, const T* x, const T* x2, const void* weight,
                                        bool w_bf16, int C, float eps) {
   __shared__ float red[32];
   const int64_t row = int64_t{blockIdx.x} * C;
@@ -76,7 +79,7 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, T* res_out, const T*
 // arrays take are the ones the row needs: at C = 2048 two, not kMaxIt. dx (accumulated into)
 // is read with dout and x, before the barrier, so one round trip serves the row.
 template <class T, int VEC, int IT>
-__global__ void rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dout, const T* x, const void* weight,
+__global__ void __launch_bounds__(kBackwardMaxThreads) rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dout, const T* x, const void* weight,
                                         bool w_bf16, const float* rstd, int64_t N, int C, int rows_per_block) {
   __shared__ float red[32];
   float w[IT][VEC], dw[IT][VEC];
@@ -160,16 +163,16 @@ __global__ void rmsnorm_dweight_kernel(void* dweight, bool dw_bf16, const float*
 // Threads per row: enough that kMaxIt vectors each cover C, at least `min_threads`.
 int row_threads(int64_t C, int vec, int min_threads) {
   const int64_t t = round_up(ceil_div(C, int64_t{vec} * kMaxIt), 32);
-  return static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(t, min_threads)));
+  return static_cast<int>(std::max<int64_t>(t, min_threads));
 }
 
-// VEC 8 when C divides and every row pointer is 16-byte aligned; C must fit the block.
-int choose_vec(const char* op, int64_t C, std::initializer_list<const void*> ptrs) {
+// VEC 8 when C divides and every row pointer is 16-byte aligned; C must fit max_threads.
+int choose_vec(const char* op, int64_t C, std::initializer_list<const void*> ptrs, int max_threads) {
   bool v8 = C % 8 == 0;
   for (const void* p : ptrs) v8 = v8 && aligned_to(p, 16);
   const int vec = v8 ? 8 : 1;
-  MU_CHECK(C <= int64_t{1024} * vec * kMaxIt, "%s: C = %lld is too wide for the cuda kernel (max %d%s)", op,
-           static_cast<long long>(C), 1024 * vec * kMaxIt,
+  MU_CHECK(C <= int64_t{max_threads} * vec * kMaxIt, "%s: C = %lld is too wide for the cuda kernel (max %d%s)", op,
+           static_cast<long long>(C), max_threads * vec * kMaxIt,
            v8 ? "" : " when C is not a multiple of 8 or a pointer is not 16-byte aligned");
   return vec;
 }
@@ -179,7 +182,7 @@ void launch_forward(const char* op, Tensor out, Tensor rstd, Tensor res_out, Ten
                     float eps) {
   const int64_t N = x.size(0), C = x.size(1);
   if (N == 0) return;
-  const int vec = choose_vec(op, C, {out.data, x.data, weight.data, res_out.data, x2.data});
+  const int vec = choose_vec(op, C, {out.data, x.data, weight.data, res_out.data, x2.data}, kForwardMaxThreads);
   const bool wb = weight.dtype == DType::BF16;
   T* res = RESIDUAL ? dptr<T>(res_out) : nullptr;
   const T* b = RESIDUAL ? dptr<const T>(x2) : nullptr;
@@ -203,7 +206,7 @@ void launch_backward(Tensor dx, Tensor dweight, Tensor dout, Tensor x, Tensor we
   const char* op = "rmsnorm_backward";
   const int64_t N = x.size(0), C = x.size(1);
   if (N == 0) return;
-  const int vec = choose_vec(op, C, {dx.data, dout.data, x.data, weight.data});
+  const int vec = choose_vec(op, C, {dx.data, dout.data, x.data, weight.data}, kBackwardMaxThreads);
   const int rpb = backward_rows_per_block(N);
   const int nparts = static_cast<int>(ceil_div(N, rpb));
   float* partial = static_cast<float*>(scratch(scratch_bytes_rmsnorm_backward(N, C), op));
