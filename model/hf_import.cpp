@@ -28,7 +28,8 @@ std::map<std::string, std::string> weight_files(const std::string& dir) {
   std::map<std::string, std::string> where;
   const std::string index = dir + "/model.safetensors.index.json";
   const std::string single = dir + "/model.safetensors";
-  if (file_exists(index)) {
+  // transformers loads model.safetensors when both are present, so the same weights load here.
+  if (file_exists(index) && !file_exists(single)) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_text_file(index));

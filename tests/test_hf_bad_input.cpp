@@ -134,10 +134,11 @@ TEST_F(HfBadInput, RotaryInvFreqBuffersAreSkipped) {
   write_hf(tmp_ + "/single", tiny_config(), ts);
   // Sharded: the buffer in a shard of its own, listed in the index.
   write_hf(tmp_ + "/sharded", tiny_config(), tensors_of(tiny_config()));
+  fs::rename(tmp_ + "/sharded/model.safetensors", tmp_ + "/sharded/model-00001-of-00002.safetensors");
   write_hf(tmp_ + "/buf", tiny_config(), {{inv_freq, Shape{2}}});
   fs::rename(tmp_ + "/buf/model.safetensors", tmp_ + "/sharded/model-00002-of-00002.safetensors");
   json wm;
-  for (const auto& t : tensors_of(tiny_config())) wm[t.name] = "model.safetensors";
+  for (const auto& t : tensors_of(tiny_config())) wm[t.name] = "model-00001-of-00002.safetensors";
   wm[inv_freq] = "model-00002-of-00002.safetensors";
   write_text(tmp_ + "/sharded/model.safetensors.index.json", json{{"metadata", json::object()}, {"weight_map", wm}}.dump());
   std::vector<float> want;
@@ -156,9 +157,13 @@ TEST_F(HfBadInput, RotaryInvFreqBuffersAreSkipped) {
 TEST_F(HfBadInput, IndexNamingAMissingShard) {
   write_hf(tmp_ + "/hf", tiny_config(), tensors_of(tiny_config()));
   json wm;
-  for (const auto& t : tensors_of(tiny_config())) wm[t.name] = "model.safetensors";
+  for (const auto& t : tensors_of(tiny_config())) wm[t.name] = "model-00001-of-00002.safetensors";
   wm["lm_head.weight"] = "model-00002-of-00002.safetensors";
   write_text(tmp_ + "/hf/model.safetensors.index.json", json{{"metadata", json::object()}, {"weight_map", wm}}.dump());
+  // transformers loads model.safetensors when it is there, and never reads the index: so here.
+  RunResult r = run_cmd(tool("mu-convert") + " --from-hf " + tmp_ + "/hf --out " + tmp_ + "/m.safetensors");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  fs::rename(tmp_ + "/hf/model.safetensors", tmp_ + "/hf/model-00001-of-00002.safetensors");
   expect_import_fails(tmp_ + "/hf", {"model-00002-of-00002.safetensors"});
 }
 
@@ -232,6 +237,51 @@ TEST_F(HfExportBad, TokenizerFilesAreCopiedByteForByte) {
   EXPECT_FALSE(file_exists(tmp_ + "/out/README.md"));
   EXPECT_FALSE(file_exists(tmp_ + "/out/tokenizer_config.json"));
   EXPECT_EQ(json::parse(read_text_file(tmp_ + "/out/config.json"))["torch_dtype"], "bfloat16");
+}
+
+// A destination that is a source (another spelling, a symlink), or a --to-hf directory that
+// holds one and would be replaced, is refused before anything is read or written, naming both
+// flags; the sources stay byte for byte.
+TEST_F(HfExportBad, DestinationThatIsASourceIsRefused) {
+  const std::string src = tmp_ + "/src";
+  write_text(src + "/tokenizer.json", "{\"model\": {}}");
+  const std::string weights = read_text_file(src + "/model.safetensors"), ckpt = read_text_file(ckpt_);
+  fs::create_directories(tmp_ + "/run1");
+  fs::copy_file(ckpt_, tmp_ + "/run1/model.safetensors");
+  fs::create_symlink(src + "/model.safetensors", tmp_ + "/link.safetensors");
+  fs::create_directories(tmp_ + "/tok");
+  write_text(tmp_ + "/tok/tokenizer.json", "{\"model\": {}}");
+  const std::string conv = tool("mu-convert");
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"--from-hf " + src + " --out " + src + "/model.safetensors", {"--out", "--from-hf", src}},
+      {"--from-hf " + src + " --out " + src + "/../src/./config.json", {"--out", "--from-hf"}},
+      {"--from-hf " + src + " --out " + tmp_ + "/link.safetensors", {"--out", "--from-hf", "link.safetensors"}},
+      {"--from-hf " + src + " --out " + src + "/tokenizer.json", {"--out", "--from-hf"}},
+      {"--model " + ckpt_ + " --out " + tmp_ + "/./m.safetensors", {"--out", "--model", ckpt_}},
+      {"--model " + tmp_ + "/run1/model.safetensors --to-hf " + tmp_ + "/run1 --force", {"--to-hf", "--model"}},
+      {"--model " + tmp_ + "/run1/model.safetensors --to-hf " + tmp_ + "/run1/ --force", {"--to-hf", "--model"}},
+      {"--from-hf " + src + " --to-hf " + src + " --force", {"--to-hf", "--from-hf"}},
+      {"--from-hf " + src + " --to-hf " + tmp_ + " --force", {"--to-hf", "--from-hf"}},
+      {"--model " + ckpt_ + " --to-hf " + tmp_ + "/tok --tokenizer-from " + tmp_ + "/tok --force",
+       {"--to-hf", "--tokenizer-from"}},
+  };
+  for (const auto& [args, want] : cases) {
+    RunResult r = run_cmd(conv + " " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+    for (const std::string& w : want) EXPECT_NE(r.output.find(w), std::string::npos) << args << ": no '" << w << "' in: " << r.output;
+  }
+  EXPECT_TRUE(read_text_file(src + "/model.safetensors") == weights) << "the HF weights were overwritten";
+  EXPECT_EQ(read_text_file(src + "/tokenizer.json"), "{\"model\": {}}");
+  EXPECT_TRUE(file_exists(src + "/config.json"));
+  EXPECT_TRUE(read_text_file(ckpt_) == ckpt);
+  EXPECT_TRUE(read_text_file(tmp_ + "/run1/model.safetensors") == ckpt) << "--to-hf deleted the source";
+  EXPECT_EQ(read_text_file(tmp_ + "/tok/tokenizer.json"), "{\"model\": {}}");
+  expect_no_temp_files();
+  // New files next to the sources are fine.
+  RunResult r = run_cmd(conv + " --from-hf " + src + " --out " + src + "/engine.safetensors");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = run_cmd(conv + " --from-hf " + src + " --to-hf " + src + "/exported");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 // The library refuses weights that do not match the config, before creating anything.
