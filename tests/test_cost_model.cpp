@@ -93,6 +93,43 @@ TEST(CostModel, ToolRunsWithoutAGpu) {
   EXPECT_NE(bad.output.find("--worlds: '8,zero'"), std::string::npos) << bad.output;
 }
 
+// --json is where the results go at the end: naming the --measured input would replace the
+// measurement, and an unwritable path must fail at the start (in GPU mode: before minutes of
+// measuring; here, without a GPU, before "no CUDA device"), leaving an existing file as it was.
+TEST(CostModel, JsonPathIsCheckedFirst) {
+  const std::string d = make_temp_dir("costjson");
+  const std::string meas = R"({"gemm_tflops": 650, "copy_gbs": 3000, "muon": {"ortho_tflops": 420}})";
+  write_text(d + "/meas.json", meas);
+  for (const std::string& json : {d + "/meas.json", d + "/./meas.json"}) {
+    RunResult r = run_cmd(tool("mu-bench") + " --cost-model --worlds 1,8 --measured " + d + "/meas.json --json " + json);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("--json"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("--measured"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("ranks"), std::string::npos) << "printed a table: " << r.output;
+    EXPECT_EQ(read_text_file(d + "/meas.json"), meas);
+  }
+  // GPU mode: an unwritable --json fails before anything is measured (or the GPU is looked for).
+  for (const std::string& json : {d + "/no/such/dir/b.json", d}) {
+    RunResult r = run_cmd(tool("mu-bench") + " --json " + json);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("--json " + json), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("device"), std::string::npos) << r.output;
+  }
+  RunResult r = run_cmd(tool("mu-bench") + " --cost-model --json " + d + "/no/such/dir/c.json");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--json " + d + "/no/such/dir/c.json"), std::string::npos) << r.output;
+  // A writable existing file is checked without being truncated (--batch-size 0 then stops the
+  // run before anything is measured, with or without a GPU).
+  write_text(d + "/old.json", "keep");
+  r = run_cmd(tool("mu-bench") + " --json " + d + "/old.json --batch-size 0");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(read_text_file(d + "/old.json"), "keep");
+  EXPECT_FALSE(file_exists(d + "/new.json"));
+  r = run_cmd(tool("mu-bench") + " --json " + d + "/new.json --cost-model --worlds 1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(file_exists(d + "/new.json"));
+}
+
 // Inputs the model cannot use are refused, naming the flag, before anything is printed: a zero
 // batch used to print -nan% and inf%, an MFU of 5 (500%) and a negative peak were taken as given.
 TEST(CostModel, BadInputsNameTheFlag) {

@@ -134,12 +134,29 @@ TEST_F(MuDataTokenizer, DirectoryInputIsNamed) {
   }
 }
 
-// Without --tokenizer, JSONL documents are byte tokens, concatenated.
+// Without --tokenizer, JSONL documents are byte tokens, each ended by a newline (the byte
+// tokenizer's EOS) so that {"text":"hello"} {"text":"world"} do not read "helloworld";
+// --eos no glues them, and a text file (one document) keeps its bytes unless --eos yes.
 TEST_F(MuDataTokenizer, JsonlWithByteTokens) {
   write_text(tmp_ + "/b.jsonl", "{\"text\": \"hi\"}\n{\"text\": \"\\u00e9\"}\n");
   RunResult r = mu_data("--input " + tmp_ + "/b.jsonl --jsonl");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_train("b", 2, 256), (Ids{'h', 'i', 0xC3, 0xA9}));
+  EXPECT_EQ(read_train("b", 2, 256), (Ids{'h', 'i', '\n', 0xC3, 0xA9, '\n'}));
+  r = mu_data("--input " + tmp_ + "/b.jsonl --jsonl --eos yes --name yes");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_train("yes", 2, 256), (Ids{'h', 'i', '\n', 0xC3, 0xA9, '\n'}));
+  r = mu_data("--input " + tmp_ + "/b.jsonl --jsonl --eos no --name glued");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_train("glued", 2, 256), (Ids{'h', 'i', 0xC3, 0xA9}));
+  write_text(tmp_ + "/t.txt", "hi");
+  r = mu_data("--input " + tmp_ + "/t.txt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_train("t", 2, 256), (Ids{'h', 'i'}));
+  r = mu_data("--input " + tmp_ + "/t.txt --eos yes --name teos");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_train("teos", 2, 256), (Ids{'h', 'i', '\n'}));
+  r = run_cmd(tool("mu-data") + " --help");
+  EXPECT_NE(r.output.find("Byte tokens: a newline"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include "core/fileio.h"
 #include "core/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/hf_import.h"
 #include "tests/util_compare.h"
 #include "train/shards.h"
 
@@ -132,11 +134,49 @@ TEST(Eval, FailedSampleWritesNothingToStdout) {
   const std::string cmd = tool("mu-eval") + " --sample --prompt 'the cat ' ";
   for (const std::string& args : {"--model " + t.model + " --temperature -1", "--model " + t.model + " --top-k -2",
                                   "--model " + t.model + " --context -1", "--model " + t.model + " --max-new-tokens 0",
+                                  "--model " + t.model + " --temperature inf", "--model " + t.model + " --temperature nan",
                                   std::string("--model /nonexistent/m.safetensors")}) {
     RunResult r = run_cmd("(" + cmd + args + " 2>/dev/null)");  // stdout only (run_cmd adds 2>&1)
     EXPECT_EQ(r.exit_code, 1) << args;
     EXPECT_EQ(r.output, "") << args;
   }
+}
+
+// --sample feeds the prompt's bytes as token ids: only right for the byte vocabulary (256).
+// Any other model is refused, saying what to do instead, before anything is printed.
+TEST(Eval, SampleNeedsTheByteVocabulary) {
+  const std::string d = make_temp_dir("evalvocab");
+  LlamaConfig c = load_config("tiny");
+  c.vocab_size = 300;
+  HostModel m = make_host_model(c);
+  save_checkpoint(d + "/v300.safetensors", c, m.w);
+  const std::string cmd = tool("mu-eval") + " --model " + d + "/v300.safetensors --sample --prompt 'the ' --max-new-tokens 4";
+  RunResult r = run_cmd(cmd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  for (const char* w : {"v300.safetensors", "vocab_size", "300", "mu-convert --to-hf", "transformers"})
+    EXPECT_NE(r.output.find(w), std::string::npos) << "no '" << w << "' in: " << r.output;
+  r = run_cmd("(" + cmd + " 2>/dev/null)");
+  EXPECT_EQ(r.output, "");
+  std::filesystem::remove_all(d);
+}
+
+// A sequence or context longer than max_position_embeddings (256 for tiny) runs, with the
+// warning mu-train prints for --seq-len.
+TEST(Eval, LongerThanMaxPositionEmbeddingsWarns) {
+  const Trained& t = trained();
+  RunResult r = run_cmd(tool("mu-eval") + " --model " + t.model + " --data " + t.val +
+                        " --batch-size 1 --seq-len 1000 --max-batches 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("mu-eval: warning: --seq-len 1000 exceeds max_position_embeddings 256"), std::string::npos)
+      << r.output;
+  r = run_cmd(tool("mu-eval") + " --model " + t.model + " --sample --prompt 'the ' --max-new-tokens 2 --context 5000");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("mu-eval: warning: --context 5000 exceeds max_position_embeddings 256"), std::string::npos)
+      << r.output;
+  r = run_cmd(tool("mu-eval") + " --model " + t.model + " --data " + t.val +
+              " --batch-size 1 --seq-len 256 --max-batches 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
 }
 
 // Counts below their documented range (0 means "all" / "the default") name the flag.

@@ -405,8 +405,11 @@ namespace {
 // per shard, in index order (ADD_FAILUREs a shard mixing two).
 std::vector<uint32_t> shard_bytes(const std::string& dir, const std::string& name) {
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().filename().string().rfind(name + "_train_", 0) == 0) files.push_back(e.path().string());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind(name + "_train_", 0) == 0 && f.size() == name.size() + 17 && f.compare(f.size() - 4, 4, ".bin") == 0)
+      files.push_back(e.path().string());
+  }
   std::sort(files.begin(), files.end());
   std::vector<uint32_t> out;
   for (const std::string& f : files) {
@@ -422,8 +425,9 @@ std::vector<std::string> non_shards(const std::string& dir, const std::string& n
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string f = e.path().filename().string();
-    const bool shard = (f.rfind(name + "_train_", 0) == 0 || f.rfind(name + "_val_", 0) == 0) &&
-                       f.size() > 4 && f.compare(f.size() - 4, 4, ".bin") == 0;
+    const bool shard = ((f.rfind(name + "_train_", 0) == 0 && f.size() == name.size() + 17) ||
+                        (f.rfind(name + "_val_", 0) == 0 && f.size() == name.size() + 15)) &&
+                       f.compare(f.size() - 4, 4, ".bin") == 0;
     if (!shard) out.push_back(f);
   }
   return out;

@@ -236,6 +236,42 @@ TEST_F(TokenizerTest, BadTokenizerFilesNameTheField) {
   }
 }
 
+// Hugging Face matches a non-special added token with "normalized": true in the normalized
+// text (Llama 2's "a b" reads "▁a▁b"), the engine in the raw text: the ids would differ, so such a
+// tokenizer is refused, naming the file, the entry, the token and the flag. Special tokens, raw
+// added tokens, and normalized ones without a normalizer (nothing to differ) still load.
+TEST_F(TokenizerTest, NormalizedAddedTokenWithANormalizerIsRefused) {
+  json t = sp_tokenizer(true, "<unk>", true, false);
+  t["added_tokens"].push_back({{"id", 266}, {"content", "b a"}, {"special", false}, {"normalized", true}});
+  const std::string d = write("normadded", t, llama_tokenizer_config());
+  try {
+    Tokenizer x(d);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const std::string& w : {d + "/tokenizer.json", std::string("\"added_tokens[3].normalized\""),
+                                 std::string("\"b a\""), std::string("not supported")})
+      EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
+  }
+  json ok = t;
+  ok["added_tokens"][3]["normalized"] = false;  // matched raw: what the engine does
+  Tokenizer raw(write("rawadded", ok, llama_tokenizer_config()));
+  EXPECT_EQ(raw.encode("b a"), (Ids{266}));
+  ok = t;
+  ok["added_tokens"][3]["special"] = true;  // special tokens are matched raw by Hugging Face too
+  EXPECT_NO_THROW(Tokenizer(write("specialadded", ok, llama_tokenizer_config())));
+  ok = sp_tokenizer(true, "<unk>", true, true);  // Metaspace, no normalizer
+  ok["added_tokens"].push_back(t["added_tokens"][3]);
+  EXPECT_NO_THROW(Tokenizer(write("nonorm", ok, llama_tokenizer_config())));
+  json bl = byte_level_tokenizer(kGpt2Pre, false);
+  bl["added_tokens"].push_back({{"id", 268}, {"content", "zz"}, {"special", false}, {"normalized", true}});
+  EXPECT_NO_THROW(Tokenizer(write("bytelevel", bl)));
+  // The fixtures in the layouts of real models load: their added tokens are special and raw.
+  const std::string fixtures = std::string(MU_SOURCE_DIR) + "/tests/data/tokenizer/";
+  for (const char* name : {"gpt2", "llama3", "smollm2", "llama2", "tinyllama"})
+    EXPECT_NO_THROW(Tokenizer(fixtures + name)) << name;
+}
+
 // JSON ids are 64-bit: one of 2^32 or more must be refused with the field and token named, not
 // wrapped to 32 bits (2^32 + 100 would become 100 and quietly share that id).
 TEST_F(TokenizerTest, IdsBeyond32BitsAreRefusedNotWrapped) {

@@ -150,6 +150,9 @@ void eval_dump(const std::string& model, const std::string& tokens, const std::s
 DataEvalResult eval_data(const std::string& model, const std::string& glob, int B, int T, int64_t max_batches,
                          Device dev) {
   LlamaConfig cfg = checkpoint_config(model);
+  if (T > cfg.max_position_embeddings)
+    std::fprintf(stderr, "mu-eval: warning: --seq-len %d exceeds max_position_embeddings %d\n", T,
+                 cfg.max_position_embeddings);
   ShardSet data(glob, cfg.vocab_size);
   DataLoader loader(data, LoaderConfig{B, T, false, 0});
   int64_t n = loader.batches_per_epoch();
@@ -183,15 +186,21 @@ DataEvalResult eval_data(const std::string& model, const std::string& glob, int 
 std::string sample_text(const std::string& model, const SampleOptions& s, Device dev) {
   // Options, then the model, then the first byte on stdout: a failed run prints no prompt.
   MU_CHECK(s.max_new_tokens > 0, "--max-new-tokens must be positive");
-  MU_CHECK(s.temperature >= 0, "--temperature must be >= 0");
+  MU_CHECK(std::isfinite(s.temperature) && s.temperature >= 0, "--temperature must be a finite number >= 0, got %g",
+           s.temperature);
   MU_CHECK(s.top_k >= 0, "--top-k must be >= 0");
   MU_CHECK(s.context >= 0, "--context must be >= 0 (0: the model's max_position_embeddings, capped at 1024), got %d",
            s.context);
   MU_CHECK(!s.prompt.empty(), "--prompt must not be empty");
   LlamaConfig cfg = checkpoint_config(model);
-  MU_CHECK(cfg.vocab_size >= 256,
-           "%s: sampling uses the byte tokenizer (ids 0-255) but the model's vocabulary has only %d entries",
-           model.c_str(), cfg.vocab_size);
+  // Prompt bytes are fed as token ids: right only for a byte-vocabulary model. Any other
+  // vocabulary needs its own tokenizer, which --sample does not have.
+  MU_CHECK(cfg.vocab_size == 256,
+           "%s: --sample uses the byte tokenizer (token id = byte value, vocab_size 256) but the model's vocab_size "
+           "is %d; export it with mu-convert --to-hf and sample with transformers", model.c_str(), cfg.vocab_size);
+  if (s.context > cfg.max_position_embeddings)
+    std::fprintf(stderr, "mu-eval: warning: --context %d exceeds max_position_embeddings %d\n", s.context,
+                 cfg.max_position_embeddings);
   std::vector<int32_t> ctx;
   for (unsigned char ch : s.prompt) ctx.push_back(ch);
   int window = s.context > 0 ? s.context : std::min(cfg.max_position_embeddings, 1024);

@@ -30,7 +30,8 @@ struct SampleOptions {
   uint64_t seed = 1;
   int context = 0;  // tokens of context the model sees (0: max_position_embeddings, capped at 1024)
 };
-// Generates text from the prompt with the byte tokenizer (ids 0..255), streaming it to stdout.
+// Generates text from the prompt with the byte tokenizer (ids 0..255; the model's vocab_size
+// must be 256), streaming it to stdout.
 // Returns the generated text (prompt excluded).
 std::string sample_text(const std::string& model, const SampleOptions& s, Device dev);
 

@@ -17,9 +17,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -27,6 +30,9 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "core/cli.h"
@@ -92,10 +98,40 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   MU_CHECK(std::fclose(f) == 0 && ok, "writing %s failed", path.c_str());
 }
 
+// Whether two paths name one file: the same file when both exist, else the same normalized
+// absolute path.
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec_a, ec_b, ec;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  const fs::path pa = fs::absolute(a, ec).lexically_normal(), pb = fs::absolute(b, ec).lexically_normal();
+  return pa == pb;
+}
+
+// --json is written at the end, after minutes of measuring: check now that it can be, without
+// touching an existing file (opened for append, not truncated; a new one is created and removed).
+void check_json_writable(const Options& o) {
+  if (o.json.empty()) return;
+  MU_CHECK(o.measured.empty() || !same_file(o.json, o.measured),
+           "--json %s is the --measured file %s: writing it would replace the measurement; give another --json",
+           o.json.c_str(), o.measured.c_str());
+  std::error_code ec;
+  MU_CHECK(!std::filesystem::is_directory(o.json, ec), "--json %s is a directory; give a file name", o.json.c_str());
+  const bool existed = std::filesystem::exists(o.json, ec);
+  const int fd = ::open(o.json.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  MU_CHECK(fd >= 0, "--json %s: cannot write it: %s", o.json.c_str(), std::strerror(errno));
+  ::close(fd);
+  if (!existed) ::unlink(o.json.c_str());
+}
+
 int run_cost_model(const Options& o) {
   // 0 keeps its meaning (the default, 989 here); cost_row() checks every other input.
   MU_CHECK(std::isfinite(o.peak_tflops) && o.peak_tflops >= 0,
            "--peak-tflops %g: must be positive (or 0: 989 for --cost-model)", o.peak_tflops);
+  check_json_writable(o);
   CostInputs in;
   in.optimizer = o.optimizer;
   in.batch = o.batch;
@@ -545,6 +581,7 @@ int main(int argc, char** argv) {
                    "and (same batch and seq-len) the step estimate");
     if (!cli.parse(argc, argv)) return 0;
     if (o.cost_model) return run_cost_model(o);
+    check_json_writable(o);  // before any measurement: a bad --json must not fail at the end
     if (cuda_device_count() == 0) {
       std::fprintf(stderr, "mu-bench: no CUDA device found; mu-bench measures the GPU backend and needs one\n");
       return 1;

@@ -3,6 +3,10 @@
 //   --model FILE   --to-hf DIR     engine checkpoint -> HF directory (transformers loads it)
 // Any source goes with any destination (HF -> HF re-shards or changes the dtype).
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "core/cli.h"
 #include "core/fileio.h"
@@ -25,6 +29,86 @@ HostModel load_checkpoint(const std::string& path) {
   HostModel m = make_host_model(checkpoint_config(path));
   load_checkpoint_weights(path, m.cfg, m.w);
   return m;
+}
+
+namespace fs = std::filesystem;
+
+// Absolute, normalized, symlinks resolved where the path exists, no trailing separator.
+fs::path resolved(const std::string& p) {
+  std::error_code ec;
+  fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  if (ec) r = fs::absolute(p, ec);
+  fs::path out;
+  for (const fs::path& part : r.lexically_normal())
+    if (!part.empty()) out /= part;
+  return out;
+}
+
+// Whether two paths name one file: the same file when both exist (hard links, symlinks, another
+// spelling), else the same normalized absolute path.
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec_a, ec_b, ec;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  return resolved(a) == resolved(b);
+}
+
+// Whether `path` is `dir` or lies below it.
+bool within(const std::string& path, const std::string& dir) {
+  const fs::path p = resolved(path), d = resolved(dir);
+  auto pi = p.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++pi)
+    if (pi == p.end() || *pi != *di) return false;
+  return true;
+}
+
+// The files an import of the HF directory reads: config.json, model.safetensors or the index
+// and the shards its weight_map names (an unreadable index fails the import later anyway).
+std::vector<std::string> hf_source_files(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const char* f : {"config.json", "model.safetensors", "model.safetensors.index.json"})
+    files.push_back((fs::path(dir) / f).string());
+  try {
+    const nlohmann::json j = nlohmann::json::parse(read_text_file((fs::path(dir) / "model.safetensors.index.json").string()));
+    for (const auto& [name, file] : j.at("weight_map").items())
+      if (file.is_string()) files.push_back((fs::path(dir) / file.get<std::string>()).string());
+  } catch (const std::exception&) {
+  }
+  return files;
+}
+
+// A destination that is, or would replace, a source would destroy it: refused before anything
+// is read, naming both flags.
+void check_not_a_source(const std::string& from_hf, const std::string& model, const std::string& out,
+                        const std::string& to_hf, const std::string& tokenizer_from) {
+  if (!out.empty()) {
+    if (!model.empty())
+      MU_CHECK(!same_file(out, model), "--out %s is the same file as --model %s; writing it would destroy the "
+               "source; give another --out", out.c_str(), model.c_str());
+    if (!from_hf.empty()) {
+      for (const std::string& f : hf_source_files(from_hf))
+        MU_CHECK(!same_file(out, f), "--out %s is %s of the --from-hf directory %s; writing it would destroy the "
+                 "source; give another --out", out.c_str(), f.c_str(), from_hf.c_str());
+      std::error_code ec;
+      MU_CHECK(!(fs::exists(out, ec) && within(out, from_hf)), "--out %s is a file of the --from-hf directory %s; "
+               "writing it would replace part of the source; give another --out", out.c_str(), from_hf.c_str());
+    }
+    return;
+  }
+  // --to-hf replaces the whole directory (with --force): nothing we read may live in it.
+  if (!model.empty())
+    MU_CHECK(!within(model, to_hf), "--to-hf %s holds --model %s; the export replaces that directory and would "
+             "destroy the source; give another --to-hf", to_hf.c_str(), model.c_str());
+  if (!from_hf.empty())
+    MU_CHECK(!within(from_hf, to_hf), "--to-hf %s is (or holds) the --from-hf directory %s; the export replaces "
+             "it and would destroy the source (its tokenizer files too); give another --to-hf", to_hf.c_str(),
+             from_hf.c_str());
+  if (!tokenizer_from.empty())
+    MU_CHECK(!within(tokenizer_from, to_hf), "--to-hf %s is (or holds) the --tokenizer-from directory %s; the "
+             "export replaces it and would destroy the source; give another --to-hf", to_hf.c_str(),
+             tokenizer_from.c_str());
 }
 
 }  // namespace
@@ -65,6 +149,7 @@ int main(int argc, char** argv) {
         MU_CHECK(!cli.given(o), "--%s applies to --to-hf only", o);
     }
     // Check the cheap things before reading gigabytes.
+    check_not_a_source(from_hf, model, out, to_hf, tokenizer_from);
     HfExportOptions hf_opts;
     if (!to_hf.empty()) {
       hf_opts.max_shard_bytes = parse_byte_size(max_shard, "--max-shard-size");

@@ -2,11 +2,13 @@
 // 256) or a Hugging Face tokenizer.json (--tokenizer: GPT-2, Llama 2/3, SmolLM2, TinyLlama).
 //
 // Input is one text file (one document) or JSON lines (--jsonl: one document per line, the
-// text under --field). All tokens are held in memory (4 bytes each) until the shards are
-// written, because the validation split is taken from the end; uint16 shards when the
-// vocabulary fits, else uint32.
+// text under --field; with byte tokens each document ends with a newline unless --eos no).
+// All tokens are held in memory (4 bytes each) until the shards are written, because the
+// validation split is taken from the end; uint16 shards when the vocabulary fits, else uint32.
+// The shards of a run replace the previous <name> shards all at once (see Staging).
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -18,8 +20,12 @@
 #include <string_view>
 #include <vector>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include "core/cli.h"
 #include "core/error.h"
+#include "core/fileio.h"
 #include "tools/tokenizer/tokenizer.h"
 #include "train/shards.h"
 
@@ -145,10 +151,36 @@ std::string shard_path(const std::string& dir, const std::string& name, const ch
   return (fs::path(dir) / (name + buf)).string();
 }
 
-// Writes tokens [begin, end) as shards of at most shard_tokens; returns the paths.
+// SIGINT / SIGTERM / SIGHUP while the shards are written: the writer stops at the next chunk,
+// removes its staging directory and fails; main() then dies of the signal as usual.
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+class SignalCatcher {
+ public:
+  SignalCatcher() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~SignalCatcher() {
+    for (int i = 0; i < 3; i++) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  static void check(const std::string& dir, const std::string& name) {
+    MU_CHECK(!g_signal, "interrupted (signal %d) while writing the shards; the %s_* shards in %s are unchanged",
+             static_cast<int>(g_signal), name.c_str(), dir.c_str());
+  }
+
+ private:
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[3];
+};
+
+// Writes tokens [begin, end) as shards of at most shard_tokens into `dir`; returns the paths.
 std::vector<std::string> write_split(const std::vector<uint32_t>& tokens, int64_t begin, int64_t end,
                                      int64_t shard_tokens, int vocab, const std::string& dir, const std::string& name,
-                                     const char* split) {
+                                     const char* split, const std::string& out_dir) {
   std::vector<std::string> paths;
   Progress progress("wrote");
   constexpr int64_t kChunk = 1 << 20;
@@ -157,6 +189,7 @@ std::vector<std::string> write_split(const std::vector<uint32_t>& tokens, int64_
     std::string path = shard_path(dir, name, split, static_cast<int>(paths.size()));
     ShardWriter w(path, count, shard_token_width(vocab), vocab);
     for (int64_t c = 0; c < count; c += kChunk) {
+      SignalCatcher::check(out_dir, name);
       int64_t m = std::min(kChunk, count - c);
       w.write(tokens.data() + s + c, m);
       progress.tick(4 * (s + c + m - begin));
@@ -167,26 +200,86 @@ std::vector<std::string> write_split(const std::vector<uint32_t>& tokens, int64_
   return paths;
 }
 
+// Whether a file name is <name>_<split>_NNNNNN.bin; its index in *index.
+bool is_shard_name(const std::string& f, const std::string& name, const char* split, unsigned long* index) {
+  const std::string prefix = name + "_" + split + "_";
+  if (f.size() != prefix.size() + 10 || f.compare(0, prefix.size(), prefix) != 0 ||
+      f.compare(f.size() - 4, 4, ".bin") != 0)
+    return false;
+  std::string digits = f.substr(prefix.size(), 6);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  *index = std::stoul(digits);
+  return true;
+}
+
 // Shards of an earlier run with more shards (or a val split we no longer write) would be
 // picked up by a glob and silently mix datasets: remove <name>_<split>_NNNNNN.bin beyond `kept`.
 void remove_stale(const std::string& dir, const std::string& name, const char* split, size_t kept) {
-  const std::string prefix = name + "_" + split + "_";
   for (const auto& e : fs::directory_iterator(dir)) {
-    std::string f = e.path().filename().string();
-    if (f.size() != prefix.size() + 10 || f.compare(0, prefix.size(), prefix) != 0 ||
-        f.compare(f.size() - 4, 4, ".bin") != 0)
-      continue;
-    std::string digits = f.substr(prefix.size(), 6);
-    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (std::stoul(digits) < kept) continue;
+    unsigned long index = 0;
+    if (!is_shard_name(e.path().filename().string(), name, split, &index) || index < kept) continue;
     fs::remove(e.path());
     std::fprintf(stderr, "mu-data: removed stale shard %s\n", e.path().c_str());
   }
 }
 
+// The shards of a run are written into a staging directory inside --out-dir
+// (".<name>.mu-data-tmp-<pid>", which no shard glob matches) and replace the previous <name>
+// shards only once all of them are written and fsynced: a failed or interrupted run leaves the
+// old data set whole, never a mix of two. The destructor removes what an unfinished run staged.
+class Staging {
+ public:
+  Staging(const std::string& out_dir, const std::string& name) : out_dir_(out_dir), name_(name) {
+    dir_ = (fs::path(out_dir) / ("." + name + ".mu-data-tmp-" + std::to_string(::getpid()))).string();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    fs::create_directory(dir_, ec);
+    MU_CHECK(!ec, "cannot create the staging directory %s: %s", dir_.c_str(), ec.message().c_str());
+  }
+  ~Staging() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  const std::string& dir() const { return dir_; }
+
+  // Moves the staged shards into --out-dir (same names), then removes the old shards of this
+  // --name that the new set does not replace. Signals stay caught (SignalCatcher) and are not
+  // acted on from here on: the swap is not interrupted half-way.
+  std::vector<std::string> commit(const std::vector<std::string>& train, const std::vector<std::string>& val) {
+    std::vector<std::pair<std::string, std::string>> moves;
+    for (const auto* list : {&train, &val})
+      for (const std::string& p : *list)
+        moves.emplace_back(p, (fs::path(out_dir_) / fs::path(p).filename()).string());
+    // Everything that can fail is checked before the first rename.
+    for (const auto& [from, to] : moves) {
+      std::error_code ec;
+      const fs::file_status st = fs::symlink_status(to, ec);
+      MU_CHECK(!fs::exists(st) || fs::is_regular_file(st) || fs::is_symlink(st),
+               "cannot replace %s: it is not a shard file; the %s_* shards in %s are unchanged", to.c_str(),
+               name_.c_str(), out_dir_.c_str());
+    }
+    std::vector<std::string> out;
+    for (const auto& [from, to] : moves) {
+      MU_CHECK(std::rename(from.c_str(), to.c_str()) == 0, "renaming %s to %s failed: %s", from.c_str(), to.c_str(),
+               std::strerror(errno));
+      out.push_back(to);
+    }
+    remove_stale(out_dir_, name_, "train", train.size());
+    remove_stale(out_dir_, name_, "val", val.size());
+    fsync_dir(out_dir_);
+    return out;
+  }
+
+ private:
+  std::string out_dir_, name_, dir_;
+};
+
 // The tokenizer of the run: a HF tokenizer.json, or bytes (id = byte value).
 struct Encoder {
   std::unique_ptr<Tokenizer> hf;
+  bool byte_eos = false;  // byte tokens: end each document with a newline (byte 10), the byte "EOS"
   int vocab() const { return hf ? hf->vocab_size() : kByteVocab; }
   void document(std::string_view text, std::vector<uint32_t>* out) {
     if (hf) {
@@ -194,15 +287,21 @@ struct Encoder {
       return;
     }
     for (char c : text) out->push_back(static_cast<unsigned char>(c));
+    if (byte_eos) out->push_back('\n');
   }
 };
 
-// "auto" keeps what the tokenizer says; "yes" / "no" override it.
-void apply_mark(const std::string& opt, const char* flag, Encoder& enc, bool bos) {
+// "auto" keeps what the tokenizer says; "yes" / "no" override it. The byte tokenizer has no
+// BOS; its EOS is a newline byte, on by default between --jsonl documents (else they would run
+// together) and off for a text file (one document, its bytes unchanged).
+void apply_mark(const std::string& opt, const char* flag, Encoder& enc, bool bos, bool jsonl) {
   MU_CHECK(opt == "auto" || opt == "yes" || opt == "no", "%s must be auto, yes or no, got '%s'", flag, opt.c_str());
+  if (!enc.hf) {
+    if (bos) MU_CHECK(opt != "yes", "%s yes needs --tokenizer (the byte tokenizer has no BOS token)", flag);
+    else enc.byte_eos = opt == "yes" || (opt == "auto" && jsonl);
+    return;
+  }
   if (opt == "auto") return;
-  MU_CHECK(enc.hf || opt == "no", "%s yes needs --tokenizer (the byte tokenizer has no BOS/EOS token)", flag);
-  if (!enc.hf) return;
   if (bos) enc.hf->set_add_bos(opt == "yes");
   else enc.hf->set_add_eos(opt == "yes");
 }
@@ -259,7 +358,7 @@ int64_t encode_jsonl(const std::string& path, const std::string& field, Encoder&
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_main("mu-data", [&] {
+  const int rc = run_main("mu-data", [&] {
     std::string input, out_dir, name, tokenizer, field = "text", bos = "auto", eos = "auto";
     double val_fraction = 0.1;
     int64_t shard_tokens = 100000000;
@@ -282,7 +381,9 @@ int main(int argc, char** argv) {
     cli.add_string("bos", &bos, "auto|yes|no",
                    "BOS token before each document; auto: as the tokenizer says (add_bos_token in "
                    "tokenizer_config.json, else the post_processor template)");
-    cli.add_string("eos", &eos, "auto|yes|no", "EOS token after each document (GPT-2 style data: --eos yes)");
+    cli.add_string("eos", &eos, "auto|yes|no",
+                   "EOS token after each document (GPT-2 style data: --eos yes). Byte tokens: a newline (byte 10) "
+                   "after each document; auto: yes for --jsonl (documents stay apart), no for a text file");
     cli.epilog(
         "Added tokens written in the text (<|endoftext|>, <s>) become their ids, as in transformers.\n"
         "examples:\n"
@@ -307,9 +408,10 @@ int main(int argc, char** argv) {
     if (!tokenizer.empty()) {
       enc.hf = std::make_unique<Tokenizer>(tokenizer);
     }
-    apply_mark(bos, "--bos", enc, true);
-    apply_mark(eos, "--eos", enc, false);
+    apply_mark(bos, "--bos", enc, true, jsonl);
+    apply_mark(eos, "--eos", enc, false, jsonl);
     if (enc.hf) std::fprintf(stderr, "mu-data: tokenizer %s\n", enc.hf->summary().c_str());
+    else if (enc.byte_eos) std::fprintf(stderr, "mu-data: byte tokens; each document ends with a newline (--eos)\n");
 
     auto t0 = std::chrono::steady_clock::now();
     std::vector<uint32_t> tokens;
@@ -336,10 +438,17 @@ int main(int argc, char** argv) {
 
     fs::create_directories(out_dir);
     const int vocab = enc.vocab();
-    auto train = write_split(tokens, 0, n - n_val, shard_tokens, vocab, out_dir, name, "train");
-    auto val = write_split(tokens, n - n_val, n, shard_tokens, vocab, out_dir, name, "val");
-    remove_stale(out_dir, name, "train", train.size());
-    remove_stale(out_dir, name, "val", val.size());
+    std::vector<std::string> train, val;
+    {
+      SignalCatcher signals;
+      Staging staging(out_dir, name);
+      train = write_split(tokens, 0, n - n_val, shard_tokens, vocab, staging.dir(), name, "train", out_dir);
+      val = write_split(tokens, n - n_val, n, shard_tokens, vocab, staging.dir(), name, "val", out_dir);
+      SignalCatcher::check(out_dir, name);
+      std::vector<std::string> placed = staging.commit(train, val);
+      train.assign(placed.begin(), placed.begin() + static_cast<std::ptrdiff_t>(train.size()));
+      val.assign(placed.begin() + static_cast<std::ptrdiff_t>(train.size()), placed.end());
+    }
 
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("mu-data: read %lld bytes from %s\n", (long long)bytes_read, input == "-" ? "stdin" : input.c_str());
@@ -359,4 +468,10 @@ int main(int argc, char** argv) {
     for (const auto& p : val) std::printf("  %s\n", p.c_str());
     return 0;
   });
+  // Interrupted while writing: the staging directory is gone; die of the signal as the shell expects.
+  if (rc != 0 && g_signal) {
+    std::signal(g_signal, SIG_DFL);
+    std::raise(g_signal);
+  }
+  return rc;
 }

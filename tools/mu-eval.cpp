@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     cli.add_int("seq-len", &seq_len, "tokens per sequence");
     cli.add_int64("max-batches", &max_batches, "stop after N batches (0: the whole data set)");
     cli.section("sampling (--sample)");
-    cli.add_flag("sample", &sample, "generate text from --prompt (byte tokenizer)");
+    cli.add_flag("sample", &sample, "generate text from --prompt (byte tokenizer: models with vocab_size 256)");
     cli.add_string("prompt", &so.prompt, "TEXT", "text to continue");
     cli.add_int("max-new-tokens", &so.max_new_tokens, "tokens to generate");
     cli.add_float("temperature", &so.temperature, "softmax temperature (0: greedy)");

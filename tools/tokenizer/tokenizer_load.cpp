@@ -238,6 +238,7 @@ void Tokenizer::Impl::load(const std::string& path) {
   }
   MU_CHECK(!vocab.empty(), "%s: field \"model.vocab\" is empty", file.c_str());
 
+  std::vector<bool> normalized;  // per added token: HF matches it in the normalized text
   if (const json* at = r.get(j, "added_tokens")) {
     if (!at->is_array()) r.fail("added_tokens", "must be a list");
     for (size_t i = 0; i < at->size(); i++) {
@@ -256,6 +257,7 @@ void Tokenizer::Impl::load(const std::string& path) {
       t.lstrip = r.boolean(a, "lstrip", f + ".lstrip", false);
       t.rstrip = r.boolean(a, "rstrip", f + ".rstrip", false);
       t.single_word = r.boolean(a, "single_word", f + ".single_word", false);
+      normalized.push_back(r.boolean(a, "normalized", f + ".normalized", false));
       max_id = std::max(max_id, t.id);
       added.push_back(t);
     }
@@ -272,6 +274,16 @@ void Tokenizer::Impl::load(const std::string& path) {
     std::stable_sort(v.begin(), v.end(), [&](int a, int b) { return added[a].content.size() > added[b].content.size(); });
 
   if (const json* n = r.get(j, "normalizer")) load_normalizer(r, *n, "normalizer", &norm);
+  // Hugging Face matches a non-special added token with "normalized": true in the normalized
+  // text (after Prepend("▁"), Replace(" " -> "▁")), where "a b" reads "▁a▁b"; we match added
+  // tokens in the raw text only, so the ids would differ. Special tokens are always matched raw.
+  if (!norm.empty())
+    for (size_t i = 0; i < added.size(); i++)
+      if (normalized[i] && !added[i].special)
+        r.fail("added_tokens[" + std::to_string(i) + "].normalized",
+               "is true for the non-special token " + json(added[i].content).dump() +
+               " in a tokenizer with a normalizer; matching added tokens in the normalized text is not supported "
+               "(set \"normalized\": false to match it in the raw text)");
   if (const json* p = r.get(j, "pre_tokenizer")) load_pre(r, *p, "pre_tokenizer", &pre);
   for (size_t i = 0; i < pre.size(); i++) {
     if (pre[i].kind != PreOp::ByteLevel) continue;
