@@ -100,7 +100,7 @@ class MpiComm final : public Comm {
     MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum: %s must be F32", in.str().c_str());
     int n = checked_count("reduce_scatter_sum", out.numel());
     if (n == 0) return;
-    if (overlaps(out, in)) {
+    if (out.data == static_cast<char*>(in.data) + static_cast<size_t>(rank_) * out.nbytes()) {
       // In place (out is this rank's slot of in): MPI's in-place form leaves the result at the
       // start of the buffer, so it moves to the slot afterwards.
       MU_MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, in.f32(), n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
@@ -133,11 +133,14 @@ class MpiComm final : public Comm {
 
   CommRequest reduce_scatter_sum_v_start(Tensor out, Tensor in, const std::vector<int64_t>& counts) override {
     comm_check_device("mpi", "reduce_scatter_sum_v_start", in, Device::CPU);
-    comm_check_v("mpi", "reduce_scatter_sum_v_start", world_, rank_, in, out, counts);
+    const std::vector<int64_t> displ = comm_check_v("mpi", "reduce_scatter_sum_v_start", world_, rank_, in, out, counts);
     MU_CHECK(in.dtype == DType::F32, "mpi communicator reduce_scatter_sum_v_start: %s must be F32", in.str().c_str());
     std::vector<int>& c = int_counts(counts, 1, "reduce_scatter_sum_v_start");
     MPI_Request req;
-    if (overlaps(out, in)) {  // in place: as reduce_scatter_sum, the move waits for completion
+    // In place when out is this rank's slot, even an empty one: MPI wants every rank or none
+    // to pass MPI_IN_PLACE, and callers of the in-place form pass each rank its slot.
+    const char* slot = static_cast<char*>(in.data) + displ[rank_] * dtype_size(in.dtype);
+    if (out.data == slot) {  // as reduce_scatter_sum, the move waits for completion
       MU_MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, in.f32(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
       moves_[next_id_] = {out.data, in.data, out.nbytes()};
       return remember(req);
@@ -195,12 +198,6 @@ class MpiComm final : public Comm {
     return staged_.back();
   }
 
-  // The collectives' checks allow only disjoint buffers or the exact slot, so any overlap
-  // means in place.
-  static bool overlaps(const Tensor& a, const Tensor& b) {
-    const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
-    return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
-  }
   struct Move {  // an in-place reduce-scatter's result, moved to the slot once complete
     void* dst;
     const void* src;

@@ -44,13 +44,7 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor out, Tensor lse, Tensor
   check_present(op, {{"dqkv", dqkv}, {"dout", dout}, {"out", out}, {"lse", lse}, {"qkv", qkv}});
   check_same_device(op, {dqkv, dout, out, lse, qkv});
   // dqkv is written while the others are read (on cuda by two kernels at once): no sharing.
-  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"dout", &dout}, {"out", &out}, {"lse", &lse},
-                                {"qkv", &qkv}}) {
-    const char *d0 = static_cast<const char*>(dqkv.data), *t0 = static_cast<const char*>(t->data);
-    MU_CHECK(d0 + dqkv.nbytes() <= t0 || t0 + t->nbytes() <= d0,
-             "%s: dqkv %s overlaps %s %s; the gradient needs a buffer of its own", op, dqkv.str().c_str(), name,
-             t->str().c_str());
-  }
+  check_apart(op, {"dqkv", dqkv}, {{"dout", dout}, {"out", out}, {"lse", lse}, {"qkv", qkv}});
   check_shape(op, "qkv", qkv, qkv_shape(s));
   check_shape(op, "dqkv", dqkv, qkv_shape(s));
   check_shape(op, "out", out, out_shape(s));

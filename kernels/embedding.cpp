@@ -23,6 +23,7 @@ void check_args(const char* op, const char* table_name, const Tensor& table, con
 void embedding_forward(Tensor out, Tensor tokens, Tensor table) {
   const char* op = "embedding_forward";
   check_args(op, "table", table, tokens, "out", out);
+  check_apart(op, {"out", out}, {{"table", table}, {"tokens", tokens}});  // the cuda kernel's __restrict__
   if (table.device == Device::CUDA) return cuda::embedding_forward(out, tokens, table);
   check_cpu_f32(op, {{"out", out}, {"table", table}});
   cpu::embedding_forward(out, tokens, table);

@@ -60,6 +60,13 @@ TEST(KernelsCpu, EmbeddingBadTokens) {
   HostTensor ftok = HostTensor::f32({3});  // token ids must be I32
   EXPECT_THROW(embedding_forward(out, ftok, table), Error);
   EXPECT_THROW(embedding_forward(HostTensor::f32({3, 5}), ids({1, 2, 3}), table), Error);  // C mismatch
+  // out over table's rows (the cuda kernel reads and writes through __restrict__ pointers).
+  try {
+    embedding_forward(Tensor(table).rows(0, 3), ids({1, 2, 3}), table);
+    ADD_FAILURE() << "out inside table accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overlaps table"), std::string::npos) << e.what();
+  }
 }
 
 TEST(KernelsCpu, EmbeddingBackwardDeterministic) {

@@ -214,6 +214,13 @@ TEST(Train, RunFilesAreNeverMixedOrLost) {
   refused("--steps 12 --save-every 2 --resume --out " + d, "field step is 2, but the checkpoint directory is step 9");
   std::filesystem::remove_all(d + "/ckpt_00000009");
 
+  // --resume where a model lies but no complete checkpoint (here removed): nothing to continue.
+  ASSERT_EQ(run_cmd(train_cmd("--steps 2 --batch-size 2 --out " + other + "/done")).exit_code, 0);
+  std::filesystem::remove(other + "/done/ckpt_00000002/COMPLETE");
+  const std::string done_model = read_text_file(other + "/done/model.safetensors");
+  refused("--resume --out " + other + "/done", "holds a model.safetensors but no complete checkpoint");
+  EXPECT_EQ(read_text_file(other + "/done/model.safetensors"), done_model);
+
   // Data too small for one batch, named before training: validation data too.
   write_shard(other + "/small.bin", synthetic_bytes(20, 5), 256);
   refused("--val-data " + other + "/small.bin", "--val-data " + other + "/small.bin: 20 tokens, but one batch needs");

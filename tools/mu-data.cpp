@@ -162,7 +162,11 @@ class SignalCatcher {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
+    for (int i = 0; i < 3; i++) {
+      sigaction(kSignals[i], nullptr, &old_[i]);
+      // An ignored signal stays ignored (nohup, a background job's SIGINT).
+      if (old_[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &sa, nullptr);
+    }
   }
   ~SignalCatcher() {
     for (int i = 0; i < 3; i++) sigaction(kSignals[i], &old_[i], nullptr);

@@ -300,7 +300,15 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
                "--resume: the ranks see different latest checkpoints in %s (this rank: step %lld); put --out on a "
                "filesystem every rank shares", o.out.c_str(), static_cast<long long>(resume_step));
     }
-    if (resume_step < 0) info("mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
+    if (resume_step < 0) {
+      // Incomplete checkpoints and a log are this run's own, interrupted before its first
+      // complete save: starting again is continuing it. A model there is not (a run's end
+      // always leaves a complete checkpoint beside it).
+      MU_CHECK(!lead || !file_exists(o.out + "/model.safetensors"),
+               "--resume: %s holds a model.safetensors but no complete checkpoint to continue from; give another "
+               "--out (delete the old files to reuse the name)", o.out.c_str());
+      info("mu-train: --resume: no complete checkpoint in %s, starting from scratch\n", o.out.c_str());
+    }
   }
 
   // Model config: from the checkpoint we resume or start from, else the preset / config.json.

@@ -93,8 +93,9 @@ __global__ void copy16_kernel(uint4* dst, const uint4* src, int64_t n16) {
 constexpr int64_t kSsqChunk = 16384;
 
 // One chunk [lo, hi) of x: each thread sums its elements in order, in double. A full chunk
-// has a fixed trip count, so its loads are all issued before the first square (more bytes in
-// flight); the order of the sum is the same either way.
+// has a fixed trip count and is written loads first, so the compiler may keep several in
+// flight (ptxas at sm_90a schedules them in a few groups, 32-38 registers); the order of the
+// sum is the same either way.
 template <class T, int VEC>
 __device__ double sum_squares_chunk(const T* x, int64_t lo, int64_t hi) {
   double s = 0.0;
