@@ -46,4 +46,4 @@ build/mu-eval --model "$RUN/model.safetensors" --sample --prompt "The jury said 
   --temperature 0.8 --top-k 40 --seed 7
 
 echo "== 6/6 plot"
-tools/mu-plot "$RUN/metrics.jsonl" --out "$RUN/loss.png" && echo "wrote $RUN/loss.png"
+tools/mu-plot "$RUN/metrics.jsonl" --out "$RUN/loss.png"  # says what it wrote
