@@ -1,7 +1,5 @@
 // make_comm (the choice of backend from the launch environment) and the checks every
 // implementation shares.
-#include <cstdint>
-
 #include "core/comm.h"
 
 namespace mu {
@@ -95,11 +93,8 @@ void comm_check_device(const char* comm, const char* op, const Tensor& t, Device
 // undefined in both libraries, so it is refused.
 static void check_slot(const char* comm, const char* op, const Tensor& whole, const Tensor& part,
                        int64_t offset) {
-  if (whole.nbytes() == 0 || part.nbytes() == 0) return;
-  const uintptr_t w0 = reinterpret_cast<uintptr_t>(whole.data), p0 = reinterpret_cast<uintptr_t>(part.data);
-  const bool apart = p0 + part.nbytes() <= w0 || w0 + whole.nbytes() <= p0;
-  const uintptr_t slot = w0 + static_cast<uintptr_t>(offset) * dtype_size(whole.dtype);
-  MU_CHECK(apart || p0 == slot,
+  const char* slot = static_cast<const char*>(whole.data) + offset * static_cast<int64_t>(dtype_size(whole.dtype));
+  MU_CHECK(!overlaps(whole, part) || part.data == slot,
            "%s communicator %s: %s overlaps %s without being this rank's slot (%lld elements in); "
            "pass a separate buffer or exactly that slot",
            comm, op, part.str().c_str(), whole.str().c_str(), static_cast<long long>(offset));

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "core/error.h"
 
@@ -145,6 +146,38 @@ void write_file_atomic(const std::string& path, const void* data, size_t n) {
   AtomicFile f(path);
   f.write(data, n);
   f.commit();
+}
+
+namespace {
+// Absolute, normalized, symlinks resolved where the path exists, no trailing separator.
+std::filesystem::path resolved(const std::string& p) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  if (ec) r = fs::absolute(p, ec);
+  fs::path out;
+  for (const fs::path& part : r.lexically_normal())
+    if (!part.empty()) out /= part;
+  return out;
+}
+}  // namespace
+
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec_a, ec_b, ec;
+  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  return resolved(a) == resolved(b);
+}
+
+bool path_within(const std::string& path, const std::string& dir) {
+  const std::filesystem::path p = resolved(path), d = resolved(dir);
+  auto pi = p.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++pi)
+    if (pi == p.end() || *pi != *di) return false;
+  return true;
 }
 
 }  // namespace mu

@@ -48,6 +48,13 @@ std::string dir_name(const std::string& path);
 // True when something (file, directory, ...) exists at `path`.
 bool file_exists(const std::string& path);
 
+// Whether two paths name one file: the same file when both exist (hard links, symlinks,
+// another spelling), else the same absolute normalized path. Tools refuse an output that is
+// one of their inputs with it.
+bool same_file(const std::string& a, const std::string& b);
+// Whether `path` is `dir` or lies below it (symlinks resolved where the paths exist).
+bool path_within(const std::string& path, const std::string& dir);
+
 // The whole file as a string; a clear error naming the path when it is missing, a
 // directory, or unreadable.
 std::string read_text_file(const std::string& path);

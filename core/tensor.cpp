@@ -95,6 +95,11 @@ void check_shape(const char* op, const char* what, const Tensor& t, Shape want) 
            want.str().c_str());
 }
 
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want) {
   MU_CHECK(t.dtype == want, "%s: %s has dtype %s, expected %s", op, what, dtype_name(t.dtype),
            dtype_name(want));

@@ -90,6 +90,9 @@ class HostTensor {
 };
 
 // Checks used by op entry points; messages name the op and the tensors.
+// Whether a and b share a byte (empty tensors share none).
+bool overlaps(const Tensor& a, const Tensor& b);
+
 void check_same_device(const char* op, std::initializer_list<Tensor> ts);
 void check_shape(const char* op, const char* what, const Tensor& t, Shape want);
 void check_dtype(const char* op, const char* what, const Tensor& t, DType want);

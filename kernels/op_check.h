@@ -2,7 +2,6 @@
 // public op API: every message names the op and the tensor, so a caller can tell which
 // argument was wrong without reading our code.
 #pragma once
-#include <cstdint>
 #include <initializer_list>
 
 #include "core/tensor.h"
@@ -28,13 +27,9 @@ inline void check_cpu_f32(const char* op, std::initializer_list<NamedTensor> ts)
 // `out` shares no byte with any of `ins` (an op that writes while it reads, or whose kernels
 // assume no aliasing).
 inline void check_apart(const char* op, NamedTensor out, std::initializer_list<NamedTensor> ins) {
-  const uintptr_t o0 = reinterpret_cast<uintptr_t>(out.t.data);
-  for (const NamedTensor& n : ins) {
-    const uintptr_t i0 = reinterpret_cast<uintptr_t>(n.t.data);
-    MU_CHECK(out.t.nbytes() == 0 || n.t.nbytes() == 0 || o0 + out.t.nbytes() <= i0 || i0 + n.t.nbytes() <= o0,
-             "%s: %s %s overlaps %s %s; the output needs a buffer of its own", op, out.name, out.t.str().c_str(),
-             n.name, n.t.str().c_str());
-  }
+  for (const NamedTensor& n : ins)
+    MU_CHECK(!overlaps(out.t, n.t), "%s: %s %s overlaps %s %s; the output needs a buffer of its own", op, out.name,
+             out.t.str().c_str(), n.name, n.t.str().c_str());
 }
 
 [[noreturn]] inline void fail_cuda_not_built(const char* op) {

@@ -20,13 +20,17 @@ namespace {
 
 std::string layer_name(const char* what, int l) { return std::string("act.") + what + "." + std::to_string(l); }
 
-// y (M, N) = x (M, K) @ W^T, W (N, K): a linear layer without bias.
-void linear(Tensor y, Tensor x, Tensor w) {
+// y (M, N) = x (M, K) @ W^T (+ res), W (N, K): a linear layer without bias.
+void linear(Tensor y, Tensor x, Tensor w, Tensor res = Tensor()) {
   MatmulParams p;
   p.out = y;
   p.a = x;
   p.b = w;
   p.trans_b = true;
+  if (!res.empty()) {
+    p.c = res;
+    p.beta = 1.0f;
+  }
   matmul(p);
 }
 // y = res + x @ W^T, the forward's residual adds. On cuda cuBLASLt adds res in its epilogue
@@ -40,14 +44,7 @@ void linear_residual(Tensor y, Tensor x, Tensor w, Tensor res, Tensor tmp) {
     add(y, res, tmp);
     return;
   }
-  MatmulParams p;
-  p.out = y;
-  p.a = x;
-  p.b = w;
-  p.trans_b = true;
-  p.c = res;
-  p.beta = 1.0f;
-  matmul(p);
+  linear(y, x, w, res);
 }
 // dx (M, K) = dy (M, N) @ W (N, K)
 void linear_dx(Tensor dx, Tensor dy, Tensor w) {

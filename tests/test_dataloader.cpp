@@ -119,7 +119,7 @@ TEST(DataLoader, EpochLengthAtTheBoundary) {
     DataLoader dl(d8.set(), config(2, 4, false));
     FAIL() << "expected an error for 8 tokens";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("has 8 tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(d8.set().pattern() + ": 8 tokens"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("= 9"), std::string::npos) << e.what();
   }
   // world=2 doubles the need: 17 tokens.

@@ -223,7 +223,7 @@ TEST(Train, RunFilesAreNeverMixedOrLost) {
 
   // Data too small for one batch, named before training: validation data too.
   write_shard(other + "/small.bin", synthetic_bytes(20, 5), 256);
-  refused("--val-data " + other + "/small.bin", "--val-data " + other + "/small.bin: 20 tokens, but one batch needs");
+  refused("--val-data " + other + "/small.bin", "data " + other + "/small.bin: 20 tokens, but one batch needs");
   // Validation data from another tokenizer than the training data.
   write_shard(other + "/v558.bin", synthetic_bytes(5000, 6), 558);
   refused("--val-data " + other + "/v558.bin", "records a tokenizer vocabulary of 558 but --data");

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <numeric>
 
 #include "core/cuda_check.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/transfer.h"
@@ -58,21 +58,6 @@ std::vector<int32_t> read_tokens(const std::string& path, int* B, int* T1) {
     out[i] = static_cast<int32_t>(v);
   }
   return out;
-}
-
-// Whether two paths name one file: the same file when both exist (symlinks, hard links, another
-// spelling), else the same normalized absolute path.
-bool same_file(const std::string& a, const std::string& b) {
-  namespace fs = std::filesystem;
-  std::error_code ec_a, ec_b;
-  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
-    std::error_code ec;
-    const bool same = fs::equivalent(a, b, ec);
-    if (!ec) return same;
-  }
-  std::error_code ec;
-  const fs::path pa = fs::absolute(a, ec).lexically_normal(), pb = fs::absolute(b, ec).lexically_normal();
-  return pa == pb;
 }
 
 struct LoadedModel {

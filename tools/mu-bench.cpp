@@ -98,19 +98,6 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   MU_CHECK(std::fclose(f) == 0 && ok, "writing %s failed", path.c_str());
 }
 
-// Whether two paths name one file: the same file when both exist, else the same normalized
-// absolute path.
-bool same_file(const std::string& a, const std::string& b) {
-  namespace fs = std::filesystem;
-  std::error_code ec_a, ec_b, ec;
-  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
-    const bool same = fs::equivalent(a, b, ec);
-    if (!ec) return same;
-  }
-  const fs::path pa = fs::absolute(a, ec).lexically_normal(), pb = fs::absolute(b, ec).lexically_normal();
-  return pa == pb;
-}
-
 // --json is written at the end, after minutes of measuring: check now that it can be, without
 // touching an existing file (opened for append, not truncated; a new one is created and removed).
 void check_json_writable(const Options& o) {

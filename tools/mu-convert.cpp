@@ -33,37 +33,6 @@ HostModel load_checkpoint(const std::string& path) {
 
 namespace fs = std::filesystem;
 
-// Absolute, normalized, symlinks resolved where the path exists, no trailing separator.
-fs::path resolved(const std::string& p) {
-  std::error_code ec;
-  fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
-  if (ec) r = fs::absolute(p, ec);
-  fs::path out;
-  for (const fs::path& part : r.lexically_normal())
-    if (!part.empty()) out /= part;
-  return out;
-}
-
-// Whether two paths name one file: the same file when both exist (hard links, symlinks, another
-// spelling), else the same normalized absolute path.
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec_a, ec_b, ec;
-  if (fs::exists(a, ec_a) && fs::exists(b, ec_b)) {
-    const bool same = fs::equivalent(a, b, ec);
-    if (!ec) return same;
-  }
-  return resolved(a) == resolved(b);
-}
-
-// Whether `path` is `dir` or lies below it.
-bool within(const std::string& path, const std::string& dir) {
-  const fs::path p = resolved(path), d = resolved(dir);
-  auto pi = p.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++pi)
-    if (pi == p.end() || *pi != *di) return false;
-  return true;
-}
-
 // The files an import of the HF directory reads: config.json, model.safetensors or the index
 // and the shards its weight_map names (an unreadable index fails the import later anyway).
 std::vector<std::string> hf_source_files(const std::string& dir) {
@@ -92,21 +61,21 @@ void check_not_a_source(const std::string& from_hf, const std::string& model, co
         MU_CHECK(!same_file(out, f), "--out %s is %s of the --from-hf directory %s; writing it would destroy the "
                  "source; give another --out", out.c_str(), f.c_str(), from_hf.c_str());
       std::error_code ec;
-      MU_CHECK(!(fs::exists(out, ec) && within(out, from_hf)), "--out %s is a file of the --from-hf directory %s; "
+      MU_CHECK(!(fs::exists(out, ec) && path_within(out, from_hf)), "--out %s is a file of the --from-hf directory %s; "
                "writing it would replace part of the source; give another --out", out.c_str(), from_hf.c_str());
     }
     return;
   }
   // --to-hf replaces the whole directory (with --force): nothing we read may live in it.
   if (!model.empty())
-    MU_CHECK(!within(model, to_hf), "--to-hf %s holds --model %s; the export replaces that directory and would "
+    MU_CHECK(!path_within(model, to_hf), "--to-hf %s holds --model %s; the export replaces that directory and would "
              "destroy the source; give another --to-hf", to_hf.c_str(), model.c_str());
   if (!from_hf.empty())
-    MU_CHECK(!within(from_hf, to_hf), "--to-hf %s is (or holds) the --from-hf directory %s; the export replaces "
+    MU_CHECK(!path_within(from_hf, to_hf), "--to-hf %s is (or holds) the --from-hf directory %s; the export replaces "
              "it and would destroy the source (its tokenizer files too); give another --to-hf", to_hf.c_str(),
              from_hf.c_str());
   if (!tokenizer_from.empty())
-    MU_CHECK(!within(tokenizer_from, to_hf), "--to-hf %s is (or holds) the --tokenizer-from directory %s; the "
+    MU_CHECK(!path_within(tokenizer_from, to_hf), "--to-hf %s is (or holds) the --tokenizer-from directory %s; the "
              "export replaces it and would destroy the source; give another --to-hf", to_hf.c_str(),
              tokenizer_from.c_str());
 }

@@ -14,9 +14,9 @@ DataLoader::DataLoader(const ShardSet& data, LoaderConfig cfg) : data_(data), cf
   window_tokens_ = int64_t(cfg.world) * cfg.B * cfg.T;
   const int64_t total = data.total_tokens();
   MU_CHECK(total >= window_tokens_ + 1,
-           "data loader: the data has %lld tokens but one batch needs world*B*T+1 = %d*%d*%d+1 = %lld "
-           "(use fewer rows, a shorter sequence or more data)",
-           (long long)total, cfg.world, cfg.B, cfg.T, (long long)(window_tokens_ + 1));
+           "data %s: %lld tokens, but one batch needs world*B*T+1 = %d*%d*%d+1 = %lld (use fewer rows, a "
+           "shorter sequence or more data)",
+           data.pattern().c_str(), (long long)total, cfg.world, cfg.B, cfg.T, (long long)(window_tokens_ + 1));
   // Window w needs tokens up to w*window + window inclusive.
   batches_per_epoch_ = (total - 1) / window_tokens_;
   start_epoch();

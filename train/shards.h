@@ -86,6 +86,7 @@ class ShardSet {
 
   int64_t total_tokens() const { return starts_.back(); }
   const std::vector<std::unique_ptr<Shard>>& shards() const { return shards_; }
+  const std::string& pattern() const { return pattern_; }  // as given: named in errors
   int vocab_size() const { return vocab_size_; }
   // The vocabulary the shards record (header[3]; every shard that records one agrees), 0 if none.
   int recorded_vocab() const { return recorded_vocab_; }

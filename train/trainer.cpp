@@ -326,35 +326,30 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
     info("mu-train: warning: --seq-len %d exceeds max_position_embeddings %d\n", T, cfg.max_position_embeddings);
 
   // Data: rank r reads rows r*B .. r*B+B-1 of each world*B-row micro-batch (train/dataloader.h).
-  // Both data sets are checked here, before any training: one batch must fit in each.
-  auto check_fits = [&](const ShardSet& d, const char* flag, const std::string& pattern) {
-    const int64_t need = int64_t(world) * B * T + 1;
-    MU_CHECK(d.total_tokens() >= need,
-             "%s %s: %lld tokens, but one batch needs world*B*T+1 = %d*%d*%d+1 = %lld (use a smaller --batch-size "
-             "or --seq-len, or more data)", flag, pattern.c_str(), static_cast<long long>(d.total_tokens()), world, B,
-             T, static_cast<long long>(need));
-  };
+  // Both loaders are made here, before any training: each checks that one batch fits its data.
   ShardSet train_data(o.data, cfg.vocab_size);
-  check_fits(train_data, "--data", o.data);
+  DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed), rank, world});
   // A tokenizer of another size than the model's embedding is most often the wrong one (byte
   // shards for a BPE model); a padded vocabulary is legitimate, so this only warns.
   if (train_data.recorded_vocab() != 0 && train_data.recorded_vocab() != cfg.vocab_size)
     info("mu-train: warning: --data %s records a tokenizer vocabulary of %d, the model's is %d\n", o.data.c_str(),
          train_data.recorded_vocab(), cfg.vocab_size);
   std::unique_ptr<ShardSet> val_data;
+  std::unique_ptr<DataLoader> val_loader;  // every evaluation starts over from val_start
+  DataLoader::State val_start;
   if (!o.val_data.empty()) {
     val_data = std::make_unique<ShardSet>(o.val_data, cfg.vocab_size);
-    check_fits(*val_data, "--val-data", o.val_data);
+    val_loader = std::make_unique<DataLoader>(*val_data, LoaderConfig{B, T, false, 0, rank, world});
+    val_start = val_loader->state();
     MU_CHECK(val_data->recorded_vocab() == 0 || train_data.recorded_vocab() == 0 ||
                  val_data->recorded_vocab() == train_data.recorded_vocab(),
              "--val-data %s records a tokenizer vocabulary of %d but --data %s one of %d: they come from different "
              "tokenizers", o.val_data.c_str(), val_data->recorded_vocab(), o.data.c_str(), train_data.recorded_vocab());
-    const int64_t batches = (val_data->total_tokens() - 1) / (int64_t(world) * B * T);
-    if (o.eval_steps > batches)
+    if (o.eval_steps > val_loader->batches_per_epoch())
       info("mu-train: warning: --eval-steps %lld but --val-data %s holds %lld batches of %dx%d: batches repeat\n",
-           static_cast<long long>(o.eval_steps), o.val_data.c_str(), static_cast<long long>(batches), world * B, T);
+           static_cast<long long>(o.eval_steps), o.val_data.c_str(),
+           static_cast<long long>(val_loader->batches_per_epoch()), world * B, T);
   }
-  DataLoader loader(train_data, LoaderConfig{B, T, o.shuffle, static_cast<uint64_t>(o.seed), rank, world});
   info("mu-train: data %s: %lld tokens (%lld micro-batches of %dx%d per epoch)\n", o.data.c_str(),
        static_cast<long long>(train_data.total_tokens()), static_cast<long long>(loader.batches_per_epoch()),
        world * B, T);
@@ -461,11 +456,11 @@ int train(const TrainOptions& o, Device dev, Comm* comm) {
   };
 
   auto evaluate = [&](int64_t step) {
-    if (!val_data) return;
-    DataLoader vl(*val_data, LoaderConfig{B, T, false, 0, rank, world});
+    if (!val_loader) return;
+    val_loader->set_state(val_start);
     double sum = 0;
     for (int64_t i = 0; i < o.eval_steps; i++) {
-      vl.next(inputs.data(), targets.data());
+      val_loader->next(inputs.data(), targets.data());
       model.set_batch(inputs.data(), targets.data());
       sum += model.forward();
     }

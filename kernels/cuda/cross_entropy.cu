@@ -45,6 +45,15 @@ __device__ __forceinline__ void block_combine(float& m, float& s, float* sm, flo
   }
 }
 
+// x[u] = the VEC logits at base + u*step, for each u whose vector starts below V: U loads in
+// flight before the first use.
+template <int U, int VEC, class T>
+__device__ __forceinline__ void load_vecs(const T* z, int64_t base, int64_t step, int64_t V, float (&x)[U][VEC]) {
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (base + u * step < V) load_vec<VEC>(z + base + u * step, x[u]);
+}
+
 // Up to 1024 threads a row (the launcher's choice at large V): at most 64 registers a thread.
 template <class T, int VEC, bool BACKWARD>
 __global__ void __launch_bounds__(1024) cross_entropy_kernel(float* losses, T* logits, const int32_t* targets, int64_t V, float grad_scale,
@@ -72,9 +81,7 @@ __global__ void __launch_bounds__(1024) cross_entropy_kernel(float* losses, T* l
   float m = -INFINITY, s = 0.0f;
   for (int64_t base = int64_t{threadIdx.x} * VEC; base < V; base += step * kUnroll) {
     float x[kUnroll][VEC];
-#pragma unroll
-    for (int u = 0; u < kUnroll; u++)
-      if (base + u * step < V) load_vec<VEC>(z + base + u * step, x[u]);
+    load_vecs(z, base, step, V, x);
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
       if (base + u * step >= V) break;
@@ -98,9 +105,7 @@ __global__ void __launch_bounds__(1024) cross_entropy_kernel(float* losses, T* l
     const float k = grad_scale / s;
     for (int64_t base = int64_t{threadIdx.x} * VEC; base < V; base += step * kUnroll2) {
       float x[kUnroll2][VEC];
-#pragma unroll
-      for (int u = 0; u < kUnroll2; u++)
-        if (base + u * step < V) load_vec<VEC>(z + base + u * step, x[u]);
+      load_vecs(z, base, step, V, x);
 #pragma unroll
       for (int u = 0; u < kUnroll2; u++) {
         const int64_t i = base + u * step;
